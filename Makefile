@@ -1,0 +1,31 @@
+# tadkit: `make demo` and `make test` work from a fresh clone with only Python 3.11.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3' with Python >= 3.10" >&2; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/tadkit demo --out demo_output
+
+bench: $(STAMP)
+	$(PY) benchmarks/eval_speed.py
+	$(PY) benchmarks/nms_speed.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
