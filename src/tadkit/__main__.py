@@ -1,0 +1,3 @@
+from tadkit.cli.main import entry
+
+entry()

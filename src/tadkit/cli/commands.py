@@ -1,0 +1,145 @@
+"""Sub-commands: each a ``register(subparsers)`` and a ``run(args)``."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..core.errors import TadkitError
+from ..core.io import atomic_write_json
+
+
+def _print_metrics(m: dict) -> None:
+    head = f"subset {m['subset']!r}: {m['num_videos']} videos, {m['num_ground_truth']} ground truths, " \
+           f"{m['num_predictions']} predictions"
+    print(head)
+    tious = m["tiou"]
+    print("tIoU   " + " ".join(f"{t:6.2f}" for t in tious) + "    avg")
+    print("mAP    " + " ".join(f"{100 * x:6.2f}" for x in m["mAP"]) + f" {100 * m['average_mAP']:6.2f}")
+    for k, vals in m.get("recall", {}).items():
+        print(f"{k:<7}" + " ".join(f"{100 * x:6.2f}" for x in vals))
+    if "segmentation_mAP" in m:
+        print(f"segmentation mAP ({m['frames_per_video']} frames per video): {100 * m['segmentation_mAP']:.2f}")
+    print("(percent; metrics files hold fractions)")
+
+
+# -- eval ------------------------------------------------------------------------------
+def _reg_eval(sub):
+    p = sub.add_parser("eval", help="evaluate a predictions file (ActivityNet protocol)",
+                       description="Detection mAP exactly as the ActivityNet reference evaluation, per tIoU and "
+                                   "averaged, per-class AP and recall@k; --segmentation adds frame mAP.")
+    p.add_argument("--gt", required=True, help="annotation file (ActivityNet-style JSON)")
+    p.add_argument("--pred", required=True, help="predictions file (ActivityNet results JSON)")
+    p.add_argument("--subset", help="subset to evaluate (default: the one holding the predicted videos)")
+    p.add_argument("--tiou", default="activitynet",
+                   help="thresholds: a comma list (0.3,0.5,0.7), start:stop:step inclusive (0.3:0.7:0.1) or a "
+                        "preset: thumos14, activitynet, multithumos, charades, ego4d, epic (default activitynet)")
+    p.add_argument("--out", help="write the metrics JSON here")
+    p.add_argument("--segmentation", action="store_true", help="add Charades-style frame mAP")
+    p.add_argument("--frames-per-video", type=int, default=25, help="frames sampled per video for --segmentation")
+    p.add_argument("--recall", default="1,5,10,50,100", help="k values for recall@k (comma list, '' for none)")
+    p.add_argument("--exclude-ignored", action="store_true",
+                   help="drop predictions lying mostly inside ignore regions (THUMOS14 Ambiguous)")
+    p.add_argument("--quiet", action="store_true", help="print only the average mAP")
+
+
+def _run_eval(args):
+    from ..evaluation.api import evaluate_files
+    try:
+        ks = [int(k) for k in args.recall.split(",") if k.strip()]
+    except ValueError:
+        raise TadkitError(f"--recall {args.recall!r} is not a list of integers", fix="write e.g. 1,5,10") from None
+    if args.frames_per_video <= 0:
+        raise TadkitError("--frames-per-video must be positive", fix="pass e.g. 25")
+    m = evaluate_files(args.gt, args.pred, subset=args.subset, tiou=args.tiou, segmentation=args.segmentation,
+                       frames_per_video=args.frames_per_video, recall_ks=ks, exclude_ignored=args.exclude_ignored)
+    for w in m["warnings"]:
+        print(f"tadkit eval: warning: {w}", file=sys.stderr)
+    if args.out:
+        atomic_write_json(args.out, m)
+    if args.quiet:
+        print(f"{m['average_mAP']:.6f}")
+    else:
+        _print_metrics(m)
+        if args.out:
+            print(f"metrics written to {args.out}")
+    return 0
+
+
+CONVERT_FORMATS = ("thumos14", "multithumos", "activitynet-bsn", "charades", "ego4d-mq", "epic100")
+
+
+# -- convert ---------------------------------------------------------------------------
+def _reg_convert(sub):
+    p = sub.add_parser("convert", help="convert benchmark annotations to tadkit's ActivityNet-style JSON",
+                       description="Convert annotations; prints what was converted and every defect handled.")
+    p.add_argument("format", choices=CONVERT_FORMATS)
+    p.add_argument("inputs", nargs="+", help="input files or folders")
+    p.add_argument("--out", required=True, help="output annotation JSON")
+    p.add_argument("--subset", help="subset name for all inputs (default: from the file names)")
+    p.add_argument("--task", choices=("verb", "noun"), default="verb", help="EPIC-Kitchens-100 label")
+    p.add_argument("--video-info", help="durations/fps file (THUMOS14 video_info.json, EPIC_100_video_info.csv)")
+    p.add_argument("--classes", help="class list file (one name per line; Charades: 'c000 name')")
+    p.add_argument("--drop-defects", action="store_true",
+                   help="drop segments outside the video, zero-length segments and duplicates instead of keeping them")
+    p.add_argument("--max-report", type=int, default=50, help="defect lines printed (all go to OUT.report.txt)")
+
+
+def _run_convert(args):
+    from ..core.io import atomic_write_text
+    from ..data.converters import convert
+    ann, report = convert(args.format, args.inputs, subset=args.subset, task=args.task,
+                          video_info=args.video_info, classes=args.classes, drop_defects=args.drop_defects)
+    ann.save(args.out)
+    summary = [ln for ln in report if not ln.startswith("defect:")]
+    defects = [ln for ln in report if ln.startswith("defect:")]
+    for ln in summary:
+        print(ln)
+    for ln in defects[: args.max_report]:
+        print(ln)
+    if len(defects) > args.max_report:
+        print(f"... {len(defects) - args.max_report} more defect lines")
+    if report:
+        atomic_write_text(str(args.out) + ".report.txt", "\n".join(report) + "\n")
+    print(f"wrote {args.out}: {ann!r}" + (f"; full report in {args.out}.report.txt" if report else ""))
+    return 0
+
+
+# -- synth -----------------------------------------------------------------------------
+def _reg_synth(sub):
+    p = sub.add_parser("synth", help="write a synthetic dataset (annotations, features, meta)")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--multilabel", action="store_true", help="dense, overlapping multi-label instances")
+    p.add_argument("--videos", type=int, default=40)
+    p.add_argument("--classes", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--feature-dim", type=int, default=64)
+
+
+def _run_synth(args):
+    from ..data.synthetic import synth_main
+    if args.videos < 2 or args.classes < 1 or args.feature_dim < 4:
+        raise TadkitError("need --videos >= 2, --classes >= 1 and --feature-dim >= 4", fix="raise the numbers")
+    print(synth_main(args.out, videos=args.videos, classes=args.classes, seed=args.seed,
+                     multilabel=args.multilabel, feature_dim=args.feature_dim))
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------
+def _reg_demo(sub):
+    p = sub.add_parser("demo", help="run the demo on a synthetic dataset (CPU, a few minutes)")
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_demo(args):
+    from .demo import run_demo
+    return run_demo(args.out, seed=args.seed)
+
+
+COMMANDS = {
+    "demo": (_reg_demo, _run_demo),
+    "synth": (_reg_synth, _run_synth),
+    "convert": (_reg_convert, _run_convert),
+    "eval": (_reg_eval, _run_eval),
+}

@@ -1,0 +1,55 @@
+"""The ``tadkit`` command line: thin parsing around the library.
+
+User errors (:class:`tadkit.TadkitError`) print one line on stderr and exit 2;
+anything else is an internal error (exit 1, with the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from ..core.errors import TadkitError
+from . import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tadkit", description="Temporal action detection toolkit.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (register, _) in commands.COMMANDS.items():
+        register(sub)
+    return p
+
+
+class _Parser(argparse.ArgumentParser):
+    pass
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = commands.COMMANDS[args.command][1](args)
+        return int(code or 0)
+    except TadkitError as e:
+        print(f"tadkit {args.command}: error: {e.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tadkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:  # an internal error: keep the traceback for the bug report
+        traceback.print_exc()
+        print(f"tadkit {args.command}: internal error (exit 1); please report it with the traceback above",
+              file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
