@@ -448,9 +448,11 @@ def make_synthetic(out_dir, *, videos: int = 40, classes: int = 5, seed: int = 0
     return meta
 
 
-def synth_main(out, videos: int = 40, classes: int = 5, seed: int = 0, multilabel: bool = False) -> str:
+def synth_main(out, videos: int = 40, classes: int = 5, seed: int = 0, multilabel: bool = False,
+               feature_dim: int = 64) -> str:
     """What ``tadkit synth`` runs; returns a one-line summary."""
-    meta = make_synthetic(out, videos=videos, classes=classes, seed=seed, multilabel=multilabel)
+    meta = make_synthetic(out, videos=videos, classes=classes, seed=seed, multilabel=multilabel,
+                          feature_dim=feature_dim)
     c = meta["counts"]
     subsets = ", ".join(f"{n} {s}" for s, n in c["subsets"].items())
     kind = "multi-label" if multilabel else "single-label"
