@@ -137,8 +137,11 @@ def _run_demo(args):
     return run_demo(args.out, seed=args.seed)
 
 
+from .engine_commands import ENGINE_COMMANDS  # noqa: E402
+
 COMMANDS = {
     "demo": (_reg_demo, _run_demo),
+    **ENGINE_COMMANDS,
     "synth": (_reg_synth, _run_synth),
     "convert": (_reg_convert, _run_convert),
     "eval": (_reg_eval, _run_eval),
