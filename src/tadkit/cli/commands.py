@@ -91,8 +91,9 @@ def _run_convert(args):
     ann, report = convert(args.format, args.inputs, subset=args.subset, task=args.task,
                           video_info=args.video_info, classes=args.classes, drop_defects=args.drop_defects)
     ann.save(args.out)
-    summary = [ln for ln in report if not ln.startswith("defect:")]
-    defects = [ln for ln in report if ln.startswith("defect:")]
+    # the report lists the summary, a "defects: ..." line, then one line per defect handled
+    cut = next((i + 1 for i, ln in enumerate(report) if ln.startswith("defects:")), len(report))
+    summary, defects = report[:cut], report[cut:]
     for ln in summary:
         print(ln)
     for ln in defects[: args.max_report]:
