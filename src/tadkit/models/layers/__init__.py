@@ -1,0 +1,23 @@
+"""Shared one-stage blocks: masked convs, local-window transformer, pyramid backbone, necks, points, heads.
+
+Tensors are (B, C, T) and travel with a (B, T) bool mask (True = valid step); every block
+returns the mask of its output and keeps invalid steps at zero.
+"""
+from .attention import (AffineDropPath, ChannelAttention, LocalMaskedMHCA, TransformerBlock, drop_path,
+                        local_attention)
+from .backbone import ConvTransformerBackbone, per_level
+from .conv import (ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
+                   downsample_mask)
+from .heads import ClassificationHead, RegressionHead
+from .neck import NECKS, FPNNeck, IdentityNeck, build_neck
+from .points import PointGenerator, parse_regression_ranges
+
+__all__ = [
+    "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
+    "downsample_mask",
+    "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
+    "ConvTransformerBackbone", "per_level",
+    "IdentityNeck", "FPNNeck", "build_neck", "NECKS",
+    "PointGenerator", "parse_regression_ranges",
+    "ClassificationHead", "RegressionHead",
+]

@@ -1,0 +1,178 @@
+"""Transformer blocks with local-window temporal attention and an optional channel-attention branch.
+
+``local_attention`` computes exact windowed attention without a T×T matrix: the sequence
+is cut into blocks of ``w`` queries; each block sees the ``w + 2·(w // 2)`` keys that its
+windows can reach (a strided view, ``unfold``), and a fixed band mask keeps for query i
+only the keys within ``w // 2`` steps. Memory is O(T·w) per head.
+
+``TransformerBlock`` is ActionFormer's pre-LN block: depthwise (optionally strided) masked
+convolutions make Q, K, V, then local attention, a 2-layer MLP, and a masked max-pooled skip
+path when the block downsamples. ASL's variant mixes a channel attention into the temporal
+one, ``(1 − θ)·temporal + θ·channel``; ``theta=0`` turns it off.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.errors import ConfigError
+from .conv import LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask
+
+
+def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis among ``allowed`` entries; rows with none allowed stay finite."""
+    return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min).softmax(dim=-1)
+
+
+def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                    window_size: int | None, dropout: nn.Module | None = None) -> torch.Tensor:
+    """Scaled dot-product attention of each query with the keys at most ``window_size // 2`` steps away.
+
+    q, k, v: (B, H, T, D); mask: (B, T) bool, True = valid key. Invalid keys get no weight; the
+    output at invalid query steps is left for the caller to mask. ``window_size=None`` attends to
+    the whole sequence (this builds the T×T matrix). Returns (B, H, T, D).
+    """
+    B, H, T, D = q.shape
+    q = q * D ** -0.5
+    if window_size is None:
+        scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
+        att = _masked_softmax(scores, mask[:, None, None, :])
+        return (dropout(att) if dropout is not None else att) @ v
+    r = window_size // 2
+    n_blocks = math.ceil(T / window_size)
+    t_pad = n_blocks * window_size
+    span = window_size + 2 * r  # keys a block of queries can reach
+    q = F.pad(q, (0, 0, 0, t_pad - T)).view(B, H, n_blocks, window_size, D)  # (B, H, N, w, D)
+    k = F.pad(k, (0, 0, r, t_pad - T + r)).unfold(2, span, window_size)  # (B, H, N, D, span)
+    v = F.pad(v, (0, 0, r, t_pad - T + r)).unfold(2, span, window_size)  # (B, H, N, D, span)
+    key_valid = F.pad(mask, (r, t_pad - T + r), value=False).unfold(1, span, window_size)  # (B, N, span)
+    # query i of a block sits at key position i + r of the block's span
+    offset = torch.arange(span, device=q.device)[None, :] - torch.arange(window_size, device=q.device)[:, None]
+    band = (offset >= 0) & (offset <= 2 * r)  # (w, span)
+    allowed = band[None, None] & key_valid[:, :, None, :]  # (B, N, w, span)
+    scores = q @ k  # (B, H, N, w, span)
+    att = _masked_softmax(scores, allowed[:, None])
+    if dropout is not None:
+        att = dropout(att)
+    out = att @ v.transpose(-1, -2)  # (B, H, N, w, D)
+    return out.reshape(B, H, t_pad, D)[:, :, :T]
+
+
+class ChannelAttention(nn.Module):
+    """Attention among channels: ``softmax(Q Kᵀ / sqrt(T_valid)) V`` with a C×C matrix per sample.
+
+    q, k, v: (B, C, T) (ASL computes them with the temporal branch's projections); invalid steps
+    are zeroed so they add nothing to the channel similarities, and the scale uses the number of
+    valid steps, so padding does not change the result. Returns (B, C, T), zero at invalid steps.
+    """
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = apply_mask(q, mask), apply_mask(k, mask), apply_mask(v, mask)
+        n_valid = mask.sum(dim=1).clamp(min=1).to(q.dtype)  # (B,)
+        scores = (q @ k.transpose(1, 2)) / n_valid.sqrt()[:, None, None]  # (B, C, C)
+        return apply_mask(scores.softmax(dim=-1) @ v, mask)  # (B, C, T)
+
+
+class LocalMaskedMHCA(nn.Module):
+    """Multi-head local attention whose Q, K, V come from masked depthwise convs (+LN) then 1×1 projections.
+
+    The depthwise convs encode relative position and, with ``stride > 1`` (kernel stride+1),
+    downsample queries and keys/values alike, so the output has ``ceil(T / stride)`` steps.
+    ``window_size=None`` gives global attention. ``theta > 0`` blends in :class:`ChannelAttention`.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int | None = 19, stride: int = 1,
+                 attn_dropout: float = 0.0, proj_dropout: float = 0.0, theta: float = 0.0):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ConfigError(f"attention: width {dim} is not divisible by num_heads={num_heads}")
+        if window_size is not None and (window_size < 1 or window_size % 2 != 1):
+            raise ConfigError(f"attention: window_size must be a positive odd number or None, got {window_size}")
+        if not 0.0 <= theta <= 1.0:
+            raise ConfigError(f"attention: theta must be in [0, 1], got {theta}")
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.theta = theta
+        kernel = stride + 1 if stride > 1 else 3
+        self.q_conv, self.k_conv, self.v_conv = (
+            MaskedConv1D(dim, dim, kernel, stride=stride, groups=dim, bias=False) for _ in range(3))
+        self.q_norm, self.k_norm, self.v_norm = (LayerNorm(dim) for _ in range(3))
+        self.q_proj, self.k_proj, self.v_proj = (nn.Conv1d(dim, dim, 1) for _ in range(3))
+        self.out_proj = nn.Conv1d(dim, dim, 1)
+        self.attn_drop = nn.Dropout(attn_dropout)
+        self.proj_drop = nn.Dropout(proj_dropout)
+        self.channel_attention = ChannelAttention() if theta > 0 else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, C, _ = x.shape
+        q, out_mask = self.q_conv(x, mask)
+        k, _ = self.k_conv(x, mask)
+        v, _ = self.v_conv(x, mask)
+        q = self.q_proj(self.q_norm(q))  # (B, C, T')
+        k = self.k_proj(self.k_norm(k))  # (B, C, T')
+        v = self.v_proj(self.v_norm(v))  # (B, C, T')
+
+        def heads(t):  # (B, C, T') -> (B, H, T', C / H)
+            return t.view(B, self.num_heads, C // self.num_heads, -1).transpose(2, 3)
+
+        out = local_attention(heads(q), heads(k), heads(v), out_mask, self.window_size, self.attn_drop)
+        out = out.transpose(2, 3).reshape(B, C, -1)  # (B, C, T')
+        if self.channel_attention is not None:
+            out = (1 - self.theta) * out + self.theta * self.channel_attention(q, k, v, out_mask)
+        return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole residual branch of a sample with probability ``drop_prob``."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1.0 - drop_prob
+    sample_mask = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device) < keep
+    return x * sample_mask.to(x.dtype) / keep
+
+
+class AffineDropPath(nn.Module):
+    """Per-channel learnable scale (initialised small, as in CaiT's LayerScale) followed by drop path."""
+
+    def __init__(self, dim: int, drop_prob: float = 0.0, init_scale: float = 1e-4):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, dim, 1), float(init_scale)))
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(self.scale * x, self.drop_prob, self.training)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block on (B, C, T) with mask; ``stride > 1`` halves (÷stride) the length.
+
+    ``out = skip(x) + attn(LN(x))``, then ``out + MLP(LN(out))``, both masked. ``path_dropout > 0``
+    wraps both residual branches in :class:`AffineDropPath` (ActionFormer's choice).
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int | None = 19, stride: int = 1,
+                 mlp_ratio: float = 4.0, attn_dropout: float = 0.0, proj_dropout: float = 0.0,
+                 path_dropout: float = 0.0, theta: float = 0.0):
+        super().__init__()
+        self.ln1 = LayerNorm(dim)
+        self.ln2 = LayerNorm(dim)
+        self.attn = LocalMaskedMHCA(dim, num_heads, window_size, stride, attn_dropout, proj_dropout, theta)
+        self.skip = MaskedMaxPool1D(stride)
+        hidden = int(round(mlp_ratio * dim))
+        self.mlp = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.GELU(), nn.Dropout(proj_dropout),
+                                 nn.Conv1d(hidden, dim, 1), nn.Dropout(proj_dropout))
+        if path_dropout > 0:
+            self.drop_path_attn = AffineDropPath(dim, path_dropout)
+            self.drop_path_mlp = AffineDropPath(dim, path_dropout)
+        else:
+            self.drop_path_attn = self.drop_path_mlp = nn.Identity()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        attn, out_mask = self.attn(self.ln1(x), mask)
+        skip, _ = self.skip(x, mask)
+        out = skip + self.drop_path_attn(attn)  # (B, C, T')
+        out = out + self.drop_path_mlp(apply_mask(self.mlp(self.ln2(out)), out_mask))
+        return out, out_mask

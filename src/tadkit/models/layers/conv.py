@@ -1,0 +1,121 @@
+"""Masked 1-D building blocks for (B, C, T) sequences carried with a (B, T) bool mask.
+
+Every block here takes ``(x, mask)`` and keeps the invariant the whole one-stage family
+relies on: positions where the mask is False hold zeros, and the output at a valid
+position never depends on what the input held at an invalid one.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.errors import ConfigError
+
+
+def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """Mask of a sequence downsampled by ``stride``: output step i looks at input step i·stride."""
+    return mask[:, ::stride] if stride > 1 else mask  # (B, ceil(T / stride))
+
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the invalid steps of ``x`` (B, C, T) where ``mask`` (B, T) is False."""
+    return x * mask[:, None, :].to(x.dtype)
+
+
+class MaskedConv1D(nn.Module):
+    """Conv1d ('same' padding, odd kernel) that ignores and zeroes invalid steps.
+
+    The input is zeroed at invalid steps first, so the result on valid steps equals the
+    convolution of the unpadded sequence; the output is zeroed where the (strided) mask is
+    False. Output length is ``ceil(T / stride)``, the length of ``mask[:, ::stride]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = True):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ConfigError(f"MaskedConv1D: kernel_size must be odd, got {kernel_size}")
+        if stride < 1:
+            raise ConfigError(f"MaskedConv1D: stride must be >= 1, got {stride}")
+        self.stride = stride
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=kernel_size // 2, groups=groups, bias=bias)
+        if bias:
+            nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out_mask = downsample_mask(mask, self.stride)  # (B, T')
+        out = self.conv(apply_mask(x, mask))  # (B, C_out, T')
+        return apply_mask(out, out_mask), out_mask
+
+
+class MaskedMaxPool1D(nn.Module):
+    """Max pooling with kernel ``stride + 1`` that only looks at valid steps (the block's skip path)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out_mask = downsample_mask(mask, self.stride)  # (B, T')
+        if self.stride == 1:
+            return apply_mask(x, mask), out_mask
+        x = x.masked_fill(~mask[:, None, :], float("-inf"))
+        out = F.max_pool1d(x, self.stride + 1, self.stride, padding=(self.stride + 1) // 2)  # (B, C, T')
+        return out.masked_fill(~out_mask[:, None, :], 0.0), out_mask
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        self.num_channels = num_channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.transpose(1, 2), (self.num_channels,), self.weight, self.bias, self.eps)  # (B, T, C)
+        return y.transpose(1, 2)  # (B, C, T)
+
+
+class Scale(nn.Module):
+    """A learnable scalar multiplier (one per pyramid level in the regression head)."""
+
+    def __init__(self, init_value: float = 1.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class ConvNormAct(nn.Module):
+    """Masked conv, optional channel LayerNorm, ReLU; invalid steps stay zero."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, with_ln: bool = True):
+        super().__init__()
+        self.conv = MaskedConv1D(in_channels, out_channels, kernel_size, bias=not with_ln)
+        self.norm = LayerNorm(out_channels) if with_ln else nn.Identity()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, mask = self.conv(x, mask)
+        return apply_mask(F.relu(self.norm(x)), mask), mask
+
+
+class ConvStack(nn.Module):
+    """``num_layers`` ConvNormAct layers, the first from ``in_channels``: the embedding stem and head towers."""
+
+    def __init__(self, in_channels: int, channels: int, num_layers: int, kernel_size: int = 3,
+                 with_ln: bool = True):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            ConvNormAct(in_channels if i == 0 else channels, channels, kernel_size, with_ln)
+            for i in range(num_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for layer in self.layers:
+            x, mask = layer(x, mask)
+        return x, mask

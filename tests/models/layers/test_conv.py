@@ -1,0 +1,66 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tadkit.core.errors import ConfigError
+from tadkit.models.layers import ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D
+from tests.models.helpers import fill_padding, prefix_mask
+
+
+@pytest.mark.parametrize("kernel,stride,groups", [(3, 1, 1), (3, 2, 1), (5, 2, 2), (1, 1, 2), (5, 4, 1)])
+def test_masked_conv_equals_unpadded_conv_per_sample(kernel, stride, groups):
+    torch.manual_seed(0)
+    conv = MaskedConv1D(6, 4, kernel, stride=stride, groups=groups)
+    torch.nn.init.normal_(conv.conv.bias)
+    lengths, T = [13, 7, 1], 16
+    mask = prefix_mask(lengths, T)
+    x = fill_padding(torch.randn(3, 6, T), mask)
+    out, out_mask = conv(x, mask)
+    assert out.shape[-1] == len(range(0, T, stride)) and torch.equal(out_mask, mask[:, ::stride])
+    for b, n in enumerate(lengths):
+        ref = conv.conv(x[b:b + 1, :, :n])  # the unpadded sample, the conv's own zero padding
+        assert torch.allclose(out[b, :, : ref.shape[-1]], ref[0], atol=1e-5)
+        assert out_mask[b].sum() == ref.shape[-1]
+        assert (out[b, :, ref.shape[-1]:] == 0).all()
+
+
+def test_masked_conv_rejects_even_kernel():
+    with pytest.raises(ConfigError, match="odd"):
+        MaskedConv1D(2, 2, 4)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_masked_max_pool_ignores_invalid_steps(stride):
+    torch.manual_seed(1)
+    lengths, T = [10, 5, 3], 12
+    mask = prefix_mask(lengths, T)
+    x = fill_padding(torch.randn(3, 4, T), mask, value=1e6)  # padding would win every max if seen
+    out, out_mask = MaskedMaxPool1D(stride)(x, mask)
+    for b, n in enumerate(lengths):
+        sample = x[b:b + 1, :, :n]
+        ref = sample if stride == 1 else F.max_pool1d(sample, stride + 1, stride, padding=(stride + 1) // 2)
+        assert torch.equal(out[b, :, : ref.shape[-1]], ref[0])
+        assert (out[b, :, ref.shape[-1]:] == 0).all() and out_mask[b].sum() == ref.shape[-1]
+
+
+def test_layer_norm_normalises_channels_per_step():
+    torch.manual_seed(2)
+    ln = LayerNorm(5)
+    torch.nn.init.normal_(ln.weight)
+    torch.nn.init.normal_(ln.bias)
+    x = torch.randn(2, 5, 7) * 3 + 1
+    ref = torch.nn.functional.layer_norm(x.permute(0, 2, 1), (5,), ln.weight, ln.bias).permute(0, 2, 1)
+    assert torch.allclose(ln(x), ref, atol=1e-5)
+    plain = LayerNorm(5, affine=False)(x)
+    assert torch.allclose(plain.mean(1), torch.zeros(2, 7), atol=1e-5)
+    assert torch.allclose(plain.var(1, unbiased=False), torch.ones(2, 7), atol=1e-3)
+
+
+def test_conv_stack_keeps_invalid_steps_zero():
+    torch.manual_seed(3)
+    mask = prefix_mask([6, 2], 8)
+    x = fill_padding(torch.randn(2, 3, 8), mask)
+    out, out_mask = ConvStack(3, 5, num_layers=2)(x, mask)
+    assert out.shape == (2, 5, 8) and torch.equal(out_mask, mask)
+    assert (out.masked_select(~mask[:, None, :].expand_as(out)) == 0).all()
+    assert (out >= 0).all() and out[mask[:, None, :].expand_as(out)].abs().sum() > 0
