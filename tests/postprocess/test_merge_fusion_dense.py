@@ -8,8 +8,8 @@ import pytest
 
 from tadkit.core import ConfigError, DataError, FeatureTiming, Instances
 from tadkit.postprocess import (class_duration_stats, dense_to_sparse, fuse_proposals_with_video_scores,
-                                fuse_sparse_dense, merge_windows, rescore_with_video_scores, sparse_to_dense,
-                                to_seconds)
+                                fuse_sparse_dense, gaussian_kernel, merge_windows, rescore_with_video_scores,
+                                sparse_to_dense, to_seconds, top_classes)
 
 
 def rand_inst(rng, n, num_classes=5, lo=0.0, hi=50.0):
@@ -61,6 +61,21 @@ def test_merge_windows_by_hand():
     assert len(merge_windows([])) == 0 and len(merge_windows([(3.0, Instances.empty())], 10.0)) == 0
 
 
+def test_to_seconds_matches_reference():
+    rng = np.random.default_rng(10)
+    for _ in range(30):
+        fps, stride, window = float(rng.choice([10.0, 25.0, 30.0])), int(rng.integers(1, 9)), int(rng.integers(0, 33))
+        inst = rand_inst(rng, int(rng.integers(0, 20)), lo=-5, hi=300)
+        duration = None if rng.random() < 0.3 else float(rng.uniform(10, 60))
+        out = to_seconds(inst, FeatureTiming(fps=fps, stride=stride, window=window), duration)
+        expect = []
+        for s, e in inst.segments:
+            pair = [(x * stride + window / 2) / fps for x in (s, e)]
+            expect.append(pair if duration is None else [min(max(x, 0.0), duration) for x in pair])
+        np.testing.assert_allclose(out.segments, np.array(expect).reshape(-1, 2), rtol=1e-15, atol=1e-12)
+        np.testing.assert_array_equal(out.labels, inst.labels)
+
+
 def test_to_seconds():
     timing = FeatureTiming(fps=30.0, stride=4, window=16)
     inst = Instances([[0, 10], [100, 400], [-3, 2]], [0, 1, 2], [0.5, 0.6, 0.7])
@@ -88,15 +103,37 @@ def test_fuse_proposals_by_hand():
     np.testing.assert_allclose(sq.scores, [math.sqrt(0.8) * 0.6, math.sqrt(0.5) * 0.6])
 
 
+def test_actionformer_geometric_mean():
+    """ActionFormer's postprocess_results: sqrt(class score x proposal score), top-2 classes."""
+    props = Instances([[0, 5]], [0], [0.64])
+    out = fuse_proposals_with_video_scores(props, [0.25, 0.81, 0.04], topk=2, power=0.5)
+    np.testing.assert_allclose(out.scores, [0.72, 0.4], rtol=0, atol=1e-15)       # sqrt(.64*.81), sqrt(.64*.25)
+    np.testing.assert_array_equal(out.labels, [1, 0])
+    re = rescore_with_video_scores(Instances([[0, 5], [1, 2]], [2, 1], [0.64, 0.25]), [0.25, 0.81, 0.04], power=0.5)
+    np.testing.assert_allclose(re.scores, [0.45, 0.16], rtol=0, atol=1e-15)        # sqrt(.25*.81), sqrt(.64*.04)
+    np.testing.assert_array_equal(re.labels, [1, 2])
+
+
+def test_top_classes_matches_loop():
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        v = np.round(rng.random(int(rng.integers(1, 12))), 1)                     # ties between classes
+        k = int(rng.integers(0, 14))
+        expect = sorted(range(len(v)), key=lambda c: -v[c])[:k]                    # stable: lower index first
+        np.testing.assert_array_equal(top_classes(v, k), expect)
+
+
 def test_fuse_proposals_matches_loop():
     rng = np.random.default_rng(1)
     for _ in range(50):
         props = rand_inst(rng, int(rng.integers(0, 30)))
         v = np.round(rng.random(int(rng.integers(1, 10))), 1)         # ties between classes
         k, alpha = int(rng.integers(0, 5)), float(rng.choice([1.0, 0.5, 2.0]))
-        out = fuse_proposals_with_video_scores(props, v, topk=k, alpha=alpha)
+        power = float(rng.choice([1.0, 0.5]))
+        out = fuse_proposals_with_video_scores(props, v, topk=k, alpha=alpha, power=power)
         classes = sorted(range(len(v)), key=lambda c: -v[c])[:k]
-        rows = [(props.segments[i], c, props.scores[i] ** alpha * v[c]) for i in range(len(props)) for c in classes]
+        rows = [(props.segments[i], c, (props.scores[i] ** alpha * v[c]) ** power)
+                for i in range(len(props)) for c in classes]
         rows.sort(key=lambda r: -r[2])
         assert len(out) == len(rows)
         if rows:
@@ -112,19 +149,16 @@ def test_rescore_matches_loop():
         det = rand_inst(rng, int(rng.integers(0, 30)), num_classes=C)
         v = rng.random(C)
         topk = None if rng.random() < 0.5 else int(rng.integers(0, C + 1))
-        out = rescore_with_video_scores(det, v, topk=topk)
+        alpha = float(rng.choice([1.0, 0.5]))
+        out = rescore_with_video_scores(det, v, topk=topk, alpha=alpha)
         allowed = set(sorted(range(C), key=lambda c: -v[c])[:topk]) if topk is not None else set(range(C))
-        rows = [(det.segments[i], det.labels[i], det.scores[i] * v[det.labels[i]])
+        rows = [(det.segments[i], det.labels[i], det.scores[i] ** alpha * v[det.labels[i]])
                 for i in range(len(det)) if det.labels[i] in allowed]
         rows.sort(key=lambda r: -r[2])
         assert len(out) == len(rows)
         if rows:
             np.testing.assert_array_equal(out.labels, [r[1] for r in rows])
             np.testing.assert_allclose(out.scores, [r[2] for r in rows], rtol=0, atol=1e-15)
-    with pytest.raises(DataError):
-        rescore_with_video_scores(Instances([[0, 1]], [3], [0.5]), [0.1, 0.2])
-    with pytest.raises(DataError):
-        fuse_proposals_with_video_scores(Instances([[0, 1]], [0], [0.5]), [np.nan])
     assert len(fuse_proposals_with_video_scores(Instances.empty(), [0.3, 0.4])) == 0
     assert len(rescore_with_video_scores(Instances.empty(), [0.3, 0.4])) == 0
 
@@ -175,6 +209,42 @@ def test_sparse_to_dense_matches_reference():
         np.testing.assert_allclose(full, ref, rtol=0, atol=1e-12)
 
 
+def test_eq14_by_hand():
+    """Eq. (14) at two frames, worked out by hand: beta 0.2, gamma 0.3, sigma 1, gain 5.
+
+    Detections (frames, class, score): [2, 4) class 0 score 0.5; [3, 4) class 0 score 0.8;
+    [0, 6) class 1 score 0.25 (below gamma 0.3: ignored). Box B[:, 0] = 0.5, 0.8 at frames 2, 3
+    (max of the overlapping 0.5 and 0.8 at frame 3). With g(d) = 5 N(d; 0, 1):
+    g(0) = 1.9947114, g(1) = 1.2098536, g(2) = 0.2699548, g(3) = 0.0221592.
+      D[3, 0] = 0.5 g(1) + 0.8 g(0) = 0.6049268 + 1.5957691 = 2.2006959
+      D[0, 0] = 0.5 g(2) + 0.8 g(3) = 0.1349774 + 0.0177274 = 0.1527048
+    Fused with S = 0.1 everywhere: 0.2 D + 0.8 * 0.1 -> 0.5201392 and 0.1105410; class 1: 0.08.
+    """
+    det = Instances([[2, 4], [3, 4], [0, 6]], [0, 0, 1], [0.5, 0.8, 0.25])
+    S = np.full((6, 2), 0.1)
+    out = fuse_sparse_dense(det, S, 0.2, gamma=0.3, sigma=1.0)
+    assert out[3, 0] == pytest.approx(0.5201392, abs=1e-7)
+    assert out[0, 0] == pytest.approx(0.1105410, abs=1e-7)
+    np.testing.assert_allclose(out[:, 1], 0.08, rtol=0, atol=1e-15)
+    D = sparse_to_dense(det, 6, 2, gamma=0.3, sigma=1.0)
+    assert D[3, 0] == pytest.approx(2.2006959, abs=1e-7)
+    # gamma 0.2 lets the 0.25 detection in: class 1 gets 5 * 0.25 * sum_u N(t - u) over u in [0, 6);
+    # at t = 0: 1.25 * (0.3989423 + 0.2419707 + 0.0539910 + 0.0044318 + 0.0001338 + 0.0000015) = 0.8743389
+    D2 = sparse_to_dense(det, 6, 2, gamma=0.2, sigma=1.0)
+    assert D2[0, 1] == pytest.approx(0.8743389, abs=1e-7)
+    # the notebook's evaluation at t + 1 (x_d = 1..T): D[t] there is D at t + 1 here
+    shifted = sparse_to_dense(det, 6, 2, gamma=0.3, sigma=1.0, eval_offset=1.0)
+    np.testing.assert_allclose(shifted[:5, 0], D[1:, 0], rtol=0, atol=1e-15)
+
+
+def test_gaussian_kernel_matches_loop():
+    for sigma, gain, off in ((3.0, 5.0, 0.0), (1.0, 1.0, 1.0), (0.7, 2.0, -0.5)):
+        w, radius = gaussian_kernel(sigma, gain, off)
+        assert radius == math.ceil(8 * sigma + abs(off))
+        np.testing.assert_allclose(w, [gain * pdf(d + off, 0.0, sigma) for d in range(-radius, radius + 1)],
+                                   rtol=1e-14, atol=0)
+
+
 def test_sparse_to_dense_by_hand():
     # one detection covering frame 10 only, score 0.5, one below gamma that must not count
     det = Instances([[10, 11], [0, 30]], [1, 0], [0.5, 0.01])
@@ -203,7 +273,7 @@ def test_fuse_sparse_dense():
     det = rand_inst(rng, 10, num_classes=3, hi=40)
     for beta in (0.0, 0.2, 0.96, 1.0):
         out = fuse_sparse_dense(det, S, beta)
-        np.testing.assert_allclose(out, beta * sparse_to_dense(det, 50, 3) + (1 - beta) * S, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(out, beta * ref_sparse_to_dense(det, 50, 3) + (1 - beta) * S, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(fuse_sparse_dense(det, S, 0.0), S)
     with pytest.raises(ConfigError):
         fuse_sparse_dense(det, S, 1.5)
@@ -269,10 +339,15 @@ def test_dense_to_sparse_by_hand():
     expect = [(0, [1, 3], 0.75), (0, [4, 5], 0.9), (1, [0, 2], 0.9), (1, [3, 5], 0.6)]
     for (gl, gs, gsc), (el, es, esc) in zip(got, expect):
         assert gl == el and gs == es and gsc == pytest.approx(esc, abs=1e-15)
-    # Eq. 15 for class 0, frames 1-2: L=2, mu=4, sigma=2 -> (0.8+0.7) * exp(-0.01 * 4 / 4)
+    # Eq. 15 for class 0 with mu = 4, sigma = 2 frames:
+    #   frames 1-2: L = 2 -> (0.8 + 0.7) * exp(-0.01 * (2 - 4)^2 / 2^2) = 1.5 * exp(-0.01)   = 1.4850748
+    #   frame 4:    L = 1 -> 0.9 * exp(-0.01 * (1 - 4)^2 / 2^2)         = 0.9 * exp(-0.0225) = 0.8799761
     eq = dense_to_sparse(P[:, :1], 0.5, duration_mean=[4.0], duration_std=[2.0])
-    assert eq.scores.tolist() == pytest.approx(sorted([1.5 * math.exp(-0.01), 0.9 * math.exp(-0.01 * 9 / 4)],
-                                                      reverse=True), abs=1e-15)
+    assert eq.scores.tolist() == pytest.approx([1.4850748, 0.8799761], abs=1e-7)
+    np.testing.assert_array_equal(eq.segments, [[1, 3], [4, 5]])
+    # in seconds at 2.5 frames per second, statistics still in frames
+    eq = dense_to_sparse(P[:, :1], 0.5, rate=2.5, duration_mean=[4.0], duration_std=[2.0])
+    np.testing.assert_allclose(eq.segments, [[0.4, 1.2], [1.6, 2.0]], rtol=0, atol=1e-15)
     assert len(dense_to_sparse(np.zeros((10, 3)), 0.5)) == 0
     assert len(dense_to_sparse(np.zeros((0, 3)), 0.5)) == 0
     with pytest.raises(ConfigError):
@@ -297,3 +372,49 @@ def test_class_duration_stats():
         np.testing.assert_allclose(mu[c], lengths[labels == c].mean(), rtol=1e-12)
         np.testing.assert_allclose(sd[c], lengths[labels == c].std(), rtol=1e-9)
     assert np.isnan(mu[6]) and np.isnan(sd[6])
+
+
+# ------------------------------------------------------------------------------------------
+# bad arguments
+# ------------------------------------------------------------------------------------------
+ONE = Instances([[0, 1]], [0], [0.5])
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: merge_windows([(np.nan, ONE)]), DataError, "window 0 offset must be a number"),
+    (lambda: merge_windows([ONE]), DataError, "expected (offset, Instances)"),
+    (lambda: merge_windows([(0.0, ONE)], duration=-1.0), DataError, "video duration"),
+    (lambda: merge_windows([(0.0, Instances([[0, np.nan]], [0], [0.5]))]), DataError, "window 0: segments"),
+    (lambda: to_seconds(ONE, "30fps"), DataError, "expected a FeatureTiming"),
+    (lambda: to_seconds(ONE, FeatureTiming(30.0), duration=np.inf), DataError, "video duration"),
+    (lambda: rescore_with_video_scores(Instances([[0, 1]], [3], [0.5]), [0.1, 0.2], video="v7"), DataError,
+     "video 'v7': detection labels must lie in [0, 2)"),
+    (lambda: fuse_proposals_with_video_scores(ONE, [np.nan]), DataError, "video-level class scores"),
+    (lambda: fuse_proposals_with_video_scores(ONE, []), DataError, "got none"),
+    (lambda: fuse_proposals_with_video_scores(Instances([[0, 1]], [0], [-0.5]), [0.3]), DataError, ">= 0"),
+    (lambda: fuse_proposals_with_video_scores(ONE, [0.3], topk=-1), ConfigError, "topk must be a whole number"),
+    (lambda: fuse_proposals_with_video_scores(ONE, [0.3], alpha=np.inf), ConfigError, "alpha"),
+    (lambda: rescore_with_video_scores(ONE, [0.3], power=0), ConfigError, "power"),
+    (lambda: rescore_with_video_scores(ONE, [0.3], topk=1.5), ConfigError, "topk"),
+    (lambda: sparse_to_dense(ONE, 10, 2, combine="mean"), ConfigError, "unknown combine 'mean'"),
+    (lambda: sparse_to_dense(ONE, 10, 2, sigma=0), ConfigError, "Gaussian sigma"),
+    (lambda: sparse_to_dense(ONE, 10, 2, rate=-1), ConfigError, "rate"),
+    (lambda: sparse_to_dense(ONE, 10, 2, gamma=np.nan), ConfigError, "gamma"),
+    (lambda: sparse_to_dense(ONE, 10, 2, truncate=0), ConfigError, "truncate"),
+    (lambda: sparse_to_dense(ONE, -1, 2), ConfigError, "num_frames"),
+    (lambda: sparse_to_dense(Instances([[0, 1]], [5], [0.5]), 10, 2), DataError, "labels must lie in [0, 2)"),
+    (lambda: fuse_sparse_dense(ONE, np.zeros(10), 0.2), DataError, "(T, C) array"),
+    (lambda: fuse_sparse_dense(ONE, np.zeros((10, 2)), 1.5), ConfigError, "beta must be a number in [0, 1]"),
+    (lambda: dense_to_sparse(np.full((4, 2), np.nan)), DataError, "finite"),
+    (lambda: dense_to_sparse(np.zeros((4, 2)), scoring="max"), ConfigError, "unknown scoring 'max'"),
+    (lambda: dense_to_sparse(np.zeros((4, 2)), scoring="eq15"), ConfigError, "duration_mean and duration_std"),
+    (lambda: dense_to_sparse(np.zeros((4, 2)), duration_mean=[1.0], duration_std=[1.0]), DataError,
+     "duration statistics cover 1/1 classes"),
+    (lambda: dense_to_sparse(np.zeros((4, 2)), [0.5, np.nan]), ConfigError, "thresholds"),
+    (lambda: class_duration_stats([1.0, 2.0], [0, 3], 2), DataError, "labels must lie in [0, 2)"),
+    (lambda: class_duration_stats([1.0], [0, 1], 2), DataError, "1 lengths but 2 labels"),
+])
+def test_bad_arguments(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)

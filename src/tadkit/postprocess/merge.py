@@ -12,8 +12,10 @@ from typing import Iterable
 
 import numpy as np
 
+from ..core.errors import DataError
 from ..core.instances import Instances
 from ..core.timing import FeatureTiming
+from .nms import check_instances, check_real
 
 __all__ = ["merge_windows", "to_seconds"]
 
@@ -33,9 +35,17 @@ def merge_windows(window_results: Iterable[tuple[float, Instances]], duration: f
         the video); a segment that had zero length before clipping is kept.
 
     Returns the concatenation in window order (within a window, input order); labels and scores
-    unchanged.
+    unchanged. A non-finite offset or duration, or bad instances, raise :class:`DataError`.
     """
     parts = list(window_results)
+    for k, part in enumerate(parts):
+        if not (isinstance(part, (tuple, list)) and len(part) == 2):
+            raise DataError(f"merge_windows: window {k} is {type(part).__name__}, expected (offset, Instances)",
+                            fix="pass a list of (window start, Instances) pairs")
+        check_real(f"merge_windows: window {k} offset", part[0], error=DataError,
+                   fix="give each window's start as a finite number")
+        check_instances(part[1], f"merge_windows: window {k}")
+    hi = np.inf if duration is None else _check_duration(duration, "merge_windows")
     if not parts:
         return Instances.empty()
     offsets = np.concatenate([np.full(len(inst), float(off)) for off, inst in parts])        # (N,)
@@ -43,7 +53,6 @@ def merge_windows(window_results: Iterable[tuple[float, Instances]], duration: f
     if len(merged) == 0:
         return merged
     raw = merged.segments + offsets[:, None]                                                # (N, 2)
-    hi = np.inf if duration is None else float(duration)
     segs = np.clip(raw, 0.0, hi)
     keep = np.ones(len(segs), dtype=bool)
     if drop_empty:
@@ -57,6 +66,17 @@ def to_seconds(instances: Instances, timing: FeatureTiming, duration: float | No
     Feature index ``i`` maps to ``(i * stride + window / 2) / fps`` seconds
     (:meth:`FeatureTiming.segments_to_seconds`). Labels and scores are unchanged.
     """
+    check_instances(instances, "to_seconds")
+    if not isinstance(timing, FeatureTiming):
+        raise DataError(f"to_seconds: expected a FeatureTiming, got {type(timing).__name__}",
+                        fix="build it with tadkit.core.FeatureTiming(fps, stride, window)")
+    if duration is not None:
+        duration = _check_duration(duration, "to_seconds")
     segs = timing.segments_to_seconds(instances.segments, duration)
     return Instances(np.asarray(segs, dtype=np.float64).reshape(-1, 2), instances.labels.copy(),
                      instances.scores.copy())
+
+
+def _check_duration(duration, where: str) -> float:
+    return check_real(f"{where}: video duration", duration, 0.0, np.inf, hi_open=True, error=DataError,
+                      fix="check the video's duration in the annotations")
