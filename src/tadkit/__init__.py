@@ -16,4 +16,28 @@ def evaluate(gt, pred, subset=None, tiou="activitynet", **kwargs):
     return evaluate_files(gt, pred, subset=subset, tiou=tiou, **kwargs)
 
 
-__all__ = ["TadkitError", "evaluate", "__version__"]
+def load_config(source=None, overrides=()):
+    """A validated :class:`tadkit.config.Config` from a YAML file (or dict) and ``key=value`` overrides."""
+    from .api import load_config as f
+    return f(source, overrides)
+
+
+def build_detector(config, **kwargs):
+    """The detector a config describes (``model.name`` and its hyperparameters)."""
+    from .api import build_detector as f
+    return f(config, **kwargs)
+
+
+def train(config, overrides=(), **kwargs):
+    """Train as ``tadkit train`` does; returns the run's summary."""
+    from .api import train as f
+    return f(config, overrides, **kwargs)
+
+
+def predict(config, checkpoint, **kwargs):
+    """Predict as ``tadkit predict`` does; returns the ActivityNet-style results."""
+    from .api import predict as f
+    return f(config, checkpoint, **kwargs)
+
+
+__all__ = ["TadkitError", "evaluate", "load_config", "build_detector", "train", "predict", "__version__"]

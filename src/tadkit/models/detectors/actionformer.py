@@ -49,6 +49,8 @@ class ActionFormer(nn.Module):
     or one per level; None = global attention), ``mlp_ratio``, dropouts, ``channel_attention_theta`` (ASL's
     temporal/channel mix, 0 = off), ``neck`` (``identity`` | ``fpn``), ``fpn_dim``, ``fpn_with_ln``.
     Heads: ``head_dim``, ``head_num_convs``, ``head_kernel_size``, ``head_with_ln``, ``cls_prior_prob``,
+    ``reg_bias_init`` (1.0; the released code's 0.0 can leave a boundary output dead from the first step, see
+    :class:`~tadkit.models.layers.RegressionHead`),
     ``regression_ranges`` (one [lo, hi] per level, feature steps). Training: ``center_sample_radius``
     (None = whole segment), ``reg_loss`` (``diou`` | ``giou`` | ``iou``), ``reg_loss_weight``, ``focal_alpha``,
     ``focal_gamma``, ``label_smoothing``, ``init_loss_norm``, ``loss_norm_momentum``. Inference:
@@ -66,7 +68,7 @@ class ActionFormer(nn.Module):
                  neck: str = "identity", fpn_dim: int = 512, fpn_with_ln: bool = True,
                  # 2. decoder heads
                  head_dim: int = 512, head_num_convs: int = 2, head_kernel_size: int = 3, head_with_ln: bool = True,
-                 cls_prior_prob: float = 0.01,
+                 cls_prior_prob: float = 0.01, reg_bias_init: float = 1.0,
                  regression_ranges: Sequence[Sequence[float]] = THUMOS14_REGRESSION_RANGES,
                  # 3. training
                  center_sample_radius: float | None = 1.5, reg_loss: str = "diou", reg_loss_weight: float = 1.0,
@@ -107,7 +109,7 @@ class ActionFormer(nn.Module):
         self.cls_head = ClassificationHead(fpn_dim, head_dim, num_classes, head_num_convs, head_kernel_size,
                                            head_with_ln, cls_prior_prob)
         self.reg_head = RegressionHead(fpn_dim, head_dim, num_levels, head_num_convs, head_kernel_size,
-                                       head_with_ln)
+                                       head_with_ln, reg_bias_init)
 
         # 3. training
         self.center_sample_radius = center_sample_radius

@@ -42,11 +42,19 @@ class ClassificationHead(_Head):
 
 
 class RegressionHead(_Head):
-    """Per-point (left, right) distances in level-stride units, (B, T_l, 2) for each level."""
+    """Per-point (left, right) distances in level-stride units, (B, T_l, 2) for each level.
+
+    ``bias_init`` starts the predictor at a distance of that many strides. The tower ends in a
+    ReLU, so its features are non-negative and strongly correlated across points: with a zero
+    bias (ActionFormer's released code) the sign of each output channel is nearly the same at
+    every point, and on some seeds a boundary channel starts (and, with no gradient through the
+    ReLU, stays) at zero for every point. A positive bias keeps every unit alive at the start.
+    """
 
     def __init__(self, in_channels: int, channels: int, num_levels: int, num_convs: int = 2,
-                 kernel_size: int = 3, with_ln: bool = True):
+                 kernel_size: int = 3, with_ln: bool = True, bias_init: float = 1.0):
         super().__init__(in_channels, channels, 2, num_convs, kernel_size, with_ln)
+        nn.init.constant_(self.predictor.conv.bias, float(bias_init))
         self.scales = nn.ModuleList(Scale() for _ in range(num_levels))
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -1,0 +1,149 @@
+"""Distributed data-parallel plumbing: process group from ``torchrun``, batch sharding, gathering.
+
+Launch with ``torchrun --nproc_per_node N -m tadkit train CFG``: the environment variables
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` select the process;
+the backend is ``nccl`` on GPU and ``gloo`` on CPU. ``train.batch_size`` is the **global** batch:
+every optimiser step sees the same samples whatever the number of processes, each process
+taking an equal slice of it, so N processes give the result of one (to float rounding) when the
+model's loss is a mean over the batch.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as tdist
+
+from ..core.errors import ConfigError
+
+__all__ = ["DistContext", "init_distributed", "EpochBatchSampler", "shard_indices"]
+
+
+@dataclass
+class DistContext:
+    """Where this process stands: rank, world size, device; collective helpers that degrade to no-ops."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            tdist.barrier()
+
+    def all_gather_object(self, obj) -> list:
+        """``[obj of rank 0, obj of rank 1, ...]`` on every process."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.world_size
+        tdist.all_gather_object(out, obj)
+        return out
+
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` on every process."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.distributed:
+            t = t.to(self.device)
+            tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+        return t
+
+    def close(self) -> None:
+        if self.owns_group and tdist.is_initialized():
+            tdist.destroy_process_group()
+            self.owns_group = False
+
+
+def _device(pref: str, local_rank: int) -> torch.device:
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but no GPU is visible", fix="set train.device=cpu or auto")
+    if pref in ("auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_distributed(device_pref: str = "auto") -> DistContext:
+    """Join (or create, under ``torchrun``) the default process group; a single process otherwise."""
+    if tdist.is_available() and tdist.is_initialized():
+        rank, world = tdist.get_rank(), tdist.get_world_size()
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        device = _device(device_pref, local)
+        if tdist.get_backend() == "gloo" and device.type == "cuda" and world > 1:
+            device = torch.device("cpu")  # an existing gloo group: stay on the CPU
+        return DistContext(rank, world, local, device, owns_group=False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(device=_device(device_pref, 0))
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    device = _device(device_pref, local)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    kwargs = {"device_id": device} if backend == "nccl" else {}
+    # a generous timeout: the main process evaluates alone while the others wait at the next collective
+    tdist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timedelta(minutes=60), **kwargs)
+    return DistContext(rank, world, local, device, owns_group=True)
+
+
+class EpochBatchSampler:
+    """Batches of dataset indices: a seeded permutation per epoch, cut into global batches,
+    each process taking its slice.
+
+    The permutation depends on ``(seed, epoch)`` only, so it is the same on every process and
+    after a resume. An incomplete last batch is dropped (as ActionFormer does), except when the
+    dataset is smaller than one batch: then the single batch is filled by wrapping around.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True):
+        if batch_size % world_size:
+            raise ConfigError(f"train.batch_size {batch_size} does not split over {world_size} processes",
+                              fix=f"use a multiple of {world_size}")
+        if num_items < 1:
+            raise ConfigError("the training set is empty", fix="check data.train_subset and the features")
+        self.num_items, self.batch_size = num_items, batch_size
+        self.rank, self.world_size, self.seed, self.shuffle = rank, world_size, seed, shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return max(1, self.num_items // self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.num_items, generator=g).tolist()
+        else:
+            order = list(range(self.num_items))
+        if self.num_items < self.batch_size:
+            order = [order[i % self.num_items] for i in range(self.batch_size)]
+        local = self.batch_size // self.world_size
+        for b in range(len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield batch[self.rank * local:(self.rank + 1) * local]
+
+
+def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
+    """Contiguous, nearly equal share of ``range(n)`` for one process (inference)."""
+    lo = n * rank // world_size
+    hi = n * (rank + 1) // world_size
+    return list(range(lo, hi))

@@ -1,0 +1,89 @@
+"""Data-parallel training: 2 CPU processes (gloo, torchrun's environment) == 1 process, same global batch."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tadkit.engine.distributed import EpochBatchSampler, shard_indices
+from tadkit.engine.trainer import train
+
+from ._toy import build_toy, predictions_close, state_close, toy_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, cfg) -> None:
+    """What torchrun does for each process: set the environment, run the same program."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    train(cfg, build_model=build_toy)
+
+
+def test_sampler_splits_the_global_batch():
+    one = list(EpochBatchSampler(10, 4, seed=3))
+    two = [list(EpochBatchSampler(10, 4, rank=r, world_size=2, seed=3)) for r in range(2)]
+    assert len(one) == 2 and all(len(b) == 4 for b in one)             # incomplete last batch dropped
+    assert [a + b for a, b in zip(*two)] == one                          # rank slices make up the batch
+    s = EpochBatchSampler(10, 4, seed=3)
+    s.set_epoch(1)
+    assert list(s) != one                                                # a new order each epoch
+    (small,) = list(EpochBatchSampler(3, 4))                             # smaller than a batch: wrapped
+    assert len(small) == 4 and sorted(set(small)) == [0, 1, 2] and small[3] == small[0]
+    assert shard_indices(5, 0, 2) + shard_indices(5, 1, 2) == list(range(5))
+
+
+def test_two_processes_equal_one(toy_data, tmp_path):
+    opts = {"train": {"epochs": 3, "batch_size": 2, "eval_every": 3}}
+    single = train(toy_config(toy_data, tmp_path / "one", **opts), build_model=build_toy)
+    cfg = toy_config(toy_data, tmp_path / "two", **opts)
+    mp.spawn(_worker, args=(2, _free_port(), cfg), nprocs=2, join=True)
+
+    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 6
+    assert len(b["rng"]) == 2                                            # one RNG state per process
+    assert state_close(a["model"], b["model"], atol=1e-5)
+    assert state_close(a["ema"], b["ema"], atol=1e-5)
+    assert [r["loss"] for r in a["history"]] == pytest.approx([r["loss"] for r in b["history"]], abs=1e-5)
+    import json
+    two_preds = json.loads((tmp_path / "two" / "predictions.json").read_text())
+    assert predictions_close(single.predictions, two_preds, atol=1e-4)
+
+
+def test_torchrun_cli_two_cpu_processes(tmp_path):
+    """``torchrun --nproc_per_node 2 -m tadkit train`` (gloo): one set of outputs, written by rank 0."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from ._toy import make_data
+    from .test_end_to_end import TINY
+
+    make_data(tmp_path / "data", videos=4)
+    cfg = {"data": {"annotations": "data/annotations.json", "features": "data/features", "fps": 30.0,
+                    "feature_stride": 4.0, "feature_window": 16.0},
+           "model": TINY, "train": {"epochs": 2, "batch_size": 2, "warmup_epochs": 1, "eval_every": 1,
+                                    "progress": False},
+           "test": {"tiou": "thumos14"}, "output_dir": "run"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(_free_port()), "-m", "tadkit", "train", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("average_mAP") == 1                        # one table, from rank 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert len(ckpt["rng"]) == 2 and ckpt["epoch"] == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tiou"][0] == pytest.approx(0.3)
+    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 3
