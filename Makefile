@@ -26,6 +26,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/eval_speed.py
 	$(PY) benchmarks/nms_speed.py
+	$(PY) benchmarks/train_speed.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -71,10 +71,10 @@ def test_convert_missing_input_exit_2(tmp_path):
 
 
 def test_demo_writes_consistent_outputs(tmp_path):
-    code, stdout, err = run_cli("demo", "--out", tmp_path / "demo")
+    code, stdout, err = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2")
     assert code == 0, err
     d = tmp_path / "demo"
-    for name in ("predictions.json", "metrics.json", "timeline.png"):
+    for name in ("predictions.json", "metrics.json", "timeline.png", "training_curve.png", "checkpoints/last.pt"):
         assert (d / name).stat().st_size > 0
     # the demo's metrics are what an independent `tadkit eval` run gives on its files
     code, _, err = run_cli("eval", "--gt", d / "data" / "annotations.json", "--pred", d / "predictions.json",

@@ -189,3 +189,14 @@ def test_train_windows_only_windows_with_actions(tmp_path):
     assert len(ds) >= 1
     for i in range(len(ds)):
         assert len(ds[i]["segments"]) == 1
+
+
+def test_unknown_label_is_an_error_in_training_and_skipped_at_inference(tmp_path):
+    ann, store, _ = _dataset(tmp_path)
+    ann = Annotations.from_dict(ann.to_dict(), classes=["a"])          # "b" is not a class
+    with pytest.raises(DataError, match="unknown label 'b'"):
+        VideoDataset(ann, store, "training", training=True, max_seq_len=100, fps=10, feature_stride=2,
+                     feature_window=4)
+    ds = VideoDataset(ann, store, "training", training=False, max_seq_len=1000, fps=10, feature_stride=2,
+                      feature_window=4)
+    assert ds.unknown_labels == 2 and ds[0]["labels"].tolist() == [0]

@@ -128,14 +128,15 @@ def _run_synth(args):
 
 # -- demo ------------------------------------------------------------------------------
 def _reg_demo(sub):
-    p = sub.add_parser("demo", help="run the demo on a synthetic dataset (CPU, a few minutes)")
+    p = sub.add_parser("demo", help="synthesise data, train ASL, predict and evaluate (CPU, a few minutes)")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="training epochs (default: configs/asl/demo.yaml)")
 
 
 def _run_demo(args):
     from .demo import run_demo
-    return run_demo(args.out, seed=args.seed)
+    return run_demo(args.out, seed=args.seed, epochs=args.epochs)
 
 
 from .engine_commands import ENGINE_COMMANDS  # noqa: E402

@@ -146,6 +146,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.skipped = absent
 
         self.defects = {"reversed": 0, "clipped": 0, "empty": 0, "duplicate": 0}
+        self.unknown_labels = 0
+        self._class_set = set(annotations.classes)
         self.entries: list[VideoEntry] = []
         for v in videos:
             self.entries.append(self._entry(v, fps, feature_stride, feature_window))
@@ -174,6 +176,10 @@ class VideoDataset(torch.utils.data.Dataset):
         seconds, keep, counts = _target_segments(v)
         for k, c in counts.items():
             self.defects[k] += c
+        if not self.training:        # inference: a class unseen in training is no target (evaluation still sees it)
+            known = [i for i in keep if v.labels[i] in self._class_set]
+            self.unknown_labels += len(keep) - len(known)
+            keep, seconds = known, seconds[[keep.index(i) for i in known]] if known else np.zeros((0, 2))
         labels = np.array([self.annotations.class_index(v.labels[i], v.video_id) for i in keep], dtype=np.int64)
         return VideoEntry(v.video_id, float(v.duration), timing, int(n),
                           timing.segments_to_index(seconds).reshape(-1, 2), labels)
