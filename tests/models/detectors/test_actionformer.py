@@ -15,15 +15,6 @@ TINY = dict(embed_dim=16, num_heads=2, embed_layers=1, stem_layers=1, branch_lay
 C, K = 8, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**kw):
     torch.manual_seed(0)
     return build_detector("actionformer", num_classes=K, input_dim=C, max_seq_len=64, **{**TINY, **kw})
