@@ -26,6 +26,17 @@ def test_synth_writes_the_contract_files(tmp_path):
         assert x.ndim == 2 and x.shape[1] == meta["feature_dim"] and np.isfinite(x).all()
 
 
+def test_synth_noise_scale_scales_the_background(tmp_path):
+    """Same seed, same actions: the features differ only by the noise, which --noise-scale scales."""
+    for name, scale in (("a", "1"), ("b", "0.5"), ("c", "0")):
+        assert main(["synth", str(tmp_path / name), "--videos", "4", "--noise-scale", scale]) == 0
+    vid = sorted(json.loads((tmp_path / "a" / "annotations.json").read_text())["database"])[0]
+    a, b, c = (np.load(tmp_path / n / "features" / f"{vid}.npy") for n in "abc")
+    assert a.shape == b.shape == c.shape
+    np.testing.assert_allclose(b - c, 0.5 * (a - c), rtol=1e-4, atol=1e-4)   # background linear in the scale
+    assert np.abs(a - c).max() > 0.1
+
+
 def test_synth_bad_arguments_exit_2(tmp_path):
     code, out, err = run_cli("synth", tmp_path / "s", "--videos", "0")
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
@@ -84,3 +95,6 @@ def test_demo_writes_consistent_outputs(tmp_path):
     b = json.loads((d / "again.json").read_text())
     assert a["mAP"] == pytest.approx(b["mAP"], abs=1e-12)
     assert 0.0 <= a["average_mAP"] <= 1.0
+    # and the table printed at the end shows those numbers
+    row = next(line for line in stdout.splitlines() if line.startswith("mAP "))
+    assert float(row.split()[-1]) == pytest.approx(100 * a["average_mAP"], abs=0.006)

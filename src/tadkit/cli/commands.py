@@ -115,14 +115,17 @@ def _reg_synth(sub):
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--feature-dim", type=int, default=64)
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="background noise relative to the default: < 1 easier, > 1 harder (default 1)")
 
 
 def _run_synth(args):
     from ..data.synthetic import synth_main
-    if args.videos < 2 or args.classes < 1 or args.feature_dim < 4:
-        raise TadkitError("need --videos >= 2, --classes >= 1 and --feature-dim >= 4", fix="raise the numbers")
+    if args.videos < 2 or args.classes < 1 or args.feature_dim < 4 or not args.noise_scale >= 0:
+        raise TadkitError("need --videos >= 2, --classes >= 1, --feature-dim >= 4 and --noise-scale >= 0",
+                          fix="raise the numbers")
     print(synth_main(args.out, videos=args.videos, classes=args.classes, seed=args.seed,
-                     multilabel=args.multilabel, feature_dim=args.feature_dim))
+                     multilabel=args.multilabel, feature_dim=args.feature_dim, noise_scale=args.noise_scale))
     return 0
 
 

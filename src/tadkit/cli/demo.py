@@ -13,6 +13,9 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 
+# 80 videos at half the default noise: ASL reaches about 0.9 average mAP in a few CPU minutes
+# (40 videos: 0.36; 80 at the default noise: 0.21, in 24 epochs).
+DEMO_VIDEOS, DEMO_NOISE = 80, 0.5
 DEMO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "asl" / "demo.yaml"
 _EMBEDDED = {  # used when the package is installed without the configs folder
     "data": {"fps": 30, "feature_stride": 4, "feature_window": 16, "train_subset": "training",
@@ -20,7 +23,7 @@ _EMBEDDED = {  # used when the package is installed without the configs folder
     "model": {"name": "asl", "max_seq_len": 1024, "embed_dim": 64, "fpn_dim": 64, "head_dim": 64,
               "evaluator_dim": 32},
     "train": {"epochs": 24, "warmup_epochs": 2, "batch_size": 4, "lr": 1e-3, "ema_warmup": True,
-              "eval_every": 0, "seed": 0},
+              "eval_every": 6, "seed": 0},
     "test": {"tiou": "thumos14", "max_detections": 200},
 }
 
@@ -39,7 +42,7 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None)
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     print("tadkit demo: synthetic dataset -> train ASL -> predict -> evaluate (CPU, a few minutes)\n")
-    meta = make_synthetic(out / "data", videos=40, classes=5, seed=seed)
+    meta = make_synthetic(out / "data", videos=DEMO_VIDEOS, classes=5, seed=seed, noise_scale=DEMO_NOISE)
     c = meta["counts"]
     print(f"data: {c['videos']} synthetic videos ({', '.join(f'{n} {s}' for s, n in c['subsets'].items())}), "
           f"{c['instances']} instances of {meta['num_classes']} classes, {meta['feature_dim']}-d features "
@@ -64,6 +67,9 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None)
                   result.predictions["results"] if "results" in result.predictions else result.predictions,
                   classes=ann.classes)
     plot_training_curve(out / "log.csv", out / "training_curve.png")
+    from .commands import _print_metrics
+    print()
+    _print_metrics(result.metrics)
     print(f"\nwrote {out}/predictions.json, metrics.json, timeline.png, training_curve.png "
           f"({time.time() - t0:.0f} s in all)")
     return 0

@@ -449,10 +449,10 @@ def make_synthetic(out_dir, *, videos: int = 40, classes: int = 5, seed: int = 0
 
 
 def synth_main(out, videos: int = 40, classes: int = 5, seed: int = 0, multilabel: bool = False,
-               feature_dim: int = 64) -> str:
+               feature_dim: int = 64, noise_scale: float = 1.0) -> str:
     """What ``tadkit synth`` runs; returns a one-line summary."""
     meta = make_synthetic(out, videos=videos, classes=classes, seed=seed, multilabel=multilabel,
-                          feature_dim=feature_dim)
+                          feature_dim=feature_dim, noise_scale=noise_scale)
     c = meta["counts"]
     subsets = ", ".join(f"{n} {s}" for s, n in c["subsets"].items())
     kind = "multi-label" if multilabel else "single-label"
