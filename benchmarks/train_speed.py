@@ -1,0 +1,370 @@
+"""Training and inference speed of the ActionFormer baseline and ASL at the THUMOS14 configuration.
+
+For every device (the CPU, and the GPU when one is present), model and sequence length T:
+
+* **train it/s, ms/step**: one optimiser step on a batch of 2 videos of T random 2048-d features
+  with 5 ground-truth segments each -- forward, backward, gradient clipping at 1.0 and AdamW
+  (``tadkit.engine.optim.build_optimizer`` with the config's ``train`` section), as the trainer
+  does it (EMA and the learning-rate schedule left out); on the GPU under the config's autocast
+  (``train.amp``, ``--no-amp`` to turn it off);
+* **infer videos/s**: ``model.predict`` on one video of T features (network and decoding; the
+  NMS of :mod:`tadkit.postprocess` is not included);
+* **train / infer peak MiB**: the memory a step needs above what the model, optimiser and inputs
+  already hold. On the CPU each (model, T) runs in a fresh process (``multiprocessing`` spawn)
+  and this is its peak resident set (``ru_maxrss``) minus its resident set just before the
+  first prediction; inference runs before training, so its peak is read before training's.
+  On the GPU it is ``torch.cuda.max_memory_allocated`` minus the memory allocated before.
+
+Times are the median over the timed iterations; warm-up iterations (``--warmup``) are not timed.
+Each measurement runs ``--iters`` timed iterations, or fewer (at least one) once ``--budget``
+seconds are spent, so long sequences get fewer iterations.
+
+The models are built as ``tadkit.build_detector(name, num_classes=20, input_dim=2048,
+max_seq_len=2304, **params)`` with ``params`` from ``configs/<name>/thumos14.yaml``.
+
+**Against the official ActionFormer release.** ``--official DIR`` (a checkout of
+happyharrycn/actionformer_release; only its ``libs/modeling`` is imported -- its NMS extension is
+not needed for training) also times the release's ``LocPointTransformer`` with its THUMOS14
+(``configs/thumos_i3d.yaml``) settings on the same inputs, in one process per length, its step
+interleaved with tadkit's (round-robin, so that other work on the machine slows all alike).
+The release pads every training batch to ``max_seq_len``, which must be a multiple of
+``2**5 * (19 // 2) * 2 = 576``; each length T is therefore run at T' = T rounded up to a multiple
+of 576, by both codes (tadkit gets the same zero-padded features and masks). The ratio printed
+is official ms/step / tadkit ms/step (the speed target: at least 2 on the CPU).
+
+    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--lengths 512,1024,2304,4096]
+        [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
+        [--official DIR] [--out RESULTS.json]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+import tadkit  # noqa: E402
+from tadkit.engine.optim import build_optimizer  # noqa: E402
+
+NUM_CLASSES, INPUT_DIM, MAX_SEQ_LEN = 20, 2048, 2304   # THUMOS14, two-stream I3D
+TRAIN_BATCH, GT_PER_VIDEO = 2, 5
+CLIP_GRAD = 1.0
+
+
+# ---------------------------------------------------------------------------- inputs and models
+def make_batch(batch_size: int, length: int, padded: int | None = None, seed: int = 0) -> dict:
+    """Random features (B, C, padded) valid on the first ``length`` steps, and a few ground truths each."""
+    padded = padded or length
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.zeros(batch_size, INPUT_DIM, padded)                                    # (B, C, T')
+    feats[:, :, :length] = torch.randn(batch_size, INPUT_DIM, length, generator=gen)
+    masks = torch.zeros(batch_size, padded, dtype=torch.bool)                             # (B, T')
+    masks[:, :length] = True
+    rng = np.random.default_rng(seed)
+    segments, labels = [], []
+    for _ in range(batch_size):
+        dur = rng.uniform(8, min(128, length / 4), GT_PER_VIDEO)
+        start = rng.uniform(0, length - dur)
+        segments.append(torch.tensor(np.stack([start, start + dur], 1), dtype=torch.float32))   # (N, 2)
+        labels.append(torch.tensor(rng.integers(0, NUM_CLASSES, GT_PER_VIDEO), dtype=torch.long))
+    return {"feats": feats, "masks": masks, "segments": segments, "labels": labels}
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device) if torch.is_tensor(v) else [x.to(device) for x in v]) for k, v in batch.items()}
+
+
+def model_config(name: str):
+    return tadkit.load_config(os.path.join(ROOT, "configs", name, "thumos14.yaml"))
+
+
+def build_tadkit(name: str, device: torch.device):
+    cfg = model_config(name)
+    params = {k: v for k, v in cfg.model.params.items() if k != "max_seq_len"}
+    model = tadkit.build_detector(name, num_classes=NUM_CLASSES, input_dim=INPUT_DIM, max_seq_len=MAX_SEQ_LEN,
+                                  **params).to(device)
+    return model, build_optimizer(model, cfg.train), cfg.train
+
+
+OFFICIAL_WINDOW, OFFICIAL_LEVELS = 19, 6
+
+
+def official_multiple() -> int:
+    """The release's ``max_div_factor``: the coarsest level's stride times its attention chunk."""
+    return 2 ** (OFFICIAL_LEVELS - 1) * (OFFICIAL_WINDOW // 2) * 2
+
+
+def build_official(directory: str, max_seq_len: int, device: torch.device):
+    """The release's LocPointTransformer with its THUMOS14 settings (configs/thumos_i3d.yaml + defaults)."""
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    from libs.modeling import make_meta_arch  # type: ignore  # the release's package
+    cfg = dict(
+        backbone_type="convTransformer", fpn_type="identity", backbone_arch=(2, 2, 5), scale_factor=2,
+        input_dim=INPUT_DIM, max_seq_len=max_seq_len, max_buffer_len_factor=6.0, n_head=4,
+        n_mha_win_size=OFFICIAL_WINDOW, embd_kernel_size=3, embd_dim=512, embd_with_ln=True, fpn_dim=512,
+        fpn_with_ln=True, head_dim=512, head_num_layers=3, head_kernel_size=3, head_with_ln=True,
+        regression_range=[(0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000)],
+        use_abs_pe=False, use_rel_pe=False, num_classes=NUM_CLASSES,
+        train_cfg=dict(center_sample="radius", center_sample_radius=1.5, loss_weight=1.0, cls_prior_prob=0.01,
+                       init_loss_norm=100, clip_grad_l2norm=CLIP_GRAD, head_empty_cls=[], dropout=0.1,
+                       droppath=0.1, label_smoothing=0.0),
+        test_cfg=dict(pre_nms_thresh=0.001, pre_nms_topk=2000, iou_threshold=0.1, min_score=0.001,
+                      max_seg_num=200, nms_method="soft", nms_sigma=0.5, duration_thresh=0.05,
+                      multiclass_nms=False, ext_score_file=None, voting_thresh=0.7))
+    try:
+        model = make_meta_arch("LocPointTransformer", fpn_start_level=0, **cfg)
+    except TypeError:  # releases before fpn_start_level
+        model = make_meta_arch("LocPointTransformer", **cfg)
+    return model.to(device)
+
+
+# ---------------------------------------------------------------------------- measuring
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def current_rss_mib() -> float:
+    """Resident set now (Linux); elsewhere the peak so far, which only overstates the baseline."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:
+        return peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024   # bytes on macOS, KiB on Linux
+
+
+class PeakMemory:
+    """Memory above a baseline: peak RSS on the CPU, ``max_memory_allocated`` on the GPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2 ** 20
+        else:
+            self.base = current_rss_mib()
+
+    def peak(self) -> float:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) / 2 ** 20 - self.base
+        return peak_rss_mib() - self.base
+
+
+def timed(fn, device: torch.device, warmup: int, iters: int, budget: float) -> list[float]:
+    """Seconds of each timed call of ``fn``: ``warmup`` untimed calls, then up to ``iters`` (at least
+    one) until ``budget`` seconds are spent."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times, start = [], time.perf_counter()
+    while len(times) < iters and (not times or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def autocast(device: torch.device, train_cfg, amp: bool):
+    if amp and device.type == "cuda" and train_cfg.amp:
+        dtype = torch.bfloat16 if train_cfg.amp_dtype == "bfloat16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def train_step_fn(model, optimizer, batch, loss_key: str, cast):
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with cast():
+            loss = model(batch)[loss_key]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP_GRAD)
+        optimizer.step()
+    return step
+
+
+def setup_process(spec: dict) -> torch.device:
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    return torch.device(spec["device"])
+
+
+def run_case(spec: dict) -> dict:
+    """One (device, model, T) in a fresh process: inference first, then training."""
+    device = setup_process(spec)
+    model, optimizer, train_cfg = build_tadkit(spec["model"], device)
+    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    train_batch = to_device(make_batch(TRAIN_BATCH, spec["length"]), device)
+    infer_batch = to_device(make_batch(1, spec["length"], seed=1), device)
+    memory = PeakMemory(device)
+
+    model.eval()
+
+    def infer():
+        with cast():
+            model.predict(infer_batch)
+    infer_times = timed(infer, device, spec["warmup"], spec["iters"], spec["budget"])
+    infer_peak = memory.peak()
+
+    model.train()
+    if device.type == "cuda":   # on the CPU the baseline stays the resident set before inference
+        memory.reset()
+    step = train_step_fn(model, optimizer, train_batch, "loss", cast)
+    train_times = timed(step, device, spec["warmup"], spec["iters"], spec["budget"])
+    return {**spec, "train_s": train_times, "infer_s": infer_times, "train_peak_mib": memory.peak(),
+            "infer_peak_mib": infer_peak}
+
+
+def run_official(spec: dict) -> dict:
+    """Official release vs tadkit's models on the same padded inputs, steps interleaved round-robin."""
+    device = setup_process(spec)
+    length, padded = spec["length"], spec["padded"]
+    batch = make_batch(TRAIN_BATCH, length, padded)
+    official = build_official(spec["official"], padded, device)
+    train_cfg = model_config("actionformer").train
+    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    videos = [{"feats": batch["feats"][b, :, :length], "segments": batch["segments"][b],
+               "labels": batch["labels"][b]} for b in range(TRAIN_BATCH)]   # the release pads to max_seq_len
+    steps = {"official": train_step_fn(official, build_optimizer(official, train_cfg), videos, "final_loss", cast)}
+    tad_batch = to_device(batch, device)
+    for name in spec["models"]:
+        model, optimizer, _ = build_tadkit(name, device)
+        steps[name] = train_step_fn(model, optimizer, tad_batch, "loss", cast)
+    official.train()
+    for name, step in steps.items():
+        for _ in range(spec["warmup"]):
+            step()
+    times = {name: [] for name in steps}
+    names = list(steps)
+    start, rounds = time.perf_counter(), 0
+    while rounds < spec["iters"] and (rounds == 0 or time.perf_counter() - start < spec["budget"] * len(names)):
+        for name in names[rounds % len(names):] + names[:rounds % len(names)]:   # rotate who goes first
+            synchronize(device)
+            t0 = time.perf_counter()
+            steps[name]()
+            synchronize(device)
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {**spec, "train_s": times}
+
+
+def in_fresh_process(fn, spec: dict) -> dict:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, (spec,))
+
+
+# ---------------------------------------------------------------------------- report
+def print_table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print(flush=True)
+
+
+def ms(times: list[float]) -> float:
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: the CPU, and the GPU when one is present")
+    ap.add_argument("--lengths", default="512,1024,2304,4096", help="comma-separated sequence lengths")
+    ap.add_argument("--models", default="actionformer,asl", help="comma-separated tadkit models")
+    ap.add_argument("--iters", type=int, default=5, help="timed iterations per measurement (default 5)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (default 1)")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds per measurement after which no further iteration starts (default 60)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-amp", dest="amp", action="store_false", help="no autocast on the GPU")
+    ap.add_argument("--official", metavar="DIR", help="checkout of the official ActionFormer release to compare with")
+    ap.add_argument("--out", metavar="JSON", help="also write every measurement here")
+    args = ap.parse_args()
+    try:
+        lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--lengths must be comma-separated integers, got {args.lengths!r}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if not os.path.exists(os.path.join(ROOT, "configs", m, "thumos14.yaml"))]
+    if unknown or not models or not lengths or min(lengths) < 1 or args.iters < 1 or args.warmup < 0:
+        ap.error(f"need models with a configs/<model>/thumos14.yaml (not {', '.join(unknown) or 'none'}), "
+                 "positive lengths, --iters >= 1 and --warmup >= 0")
+    if args.official and not os.path.isdir(os.path.join(args.official, "libs", "modeling")):
+        ap.error(f"--official {args.official}: no libs/modeling there (a checkout of actionformer_release)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no GPU is visible to torch")
+    devices = ["cpu"] + (["cuda"] if args.device == "auto" and torch.cuda.is_available() else [])
+    devices = [args.device] if args.device != "auto" else devices
+    common = {"iters": args.iters, "warmup": args.warmup, "budget": args.budget, "threads": args.threads,
+              "amp": args.amp}
+    print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
+          f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
+          f"after {args.warmup} warm-up\n", flush=True)
+
+    results, comparisons = [], []
+    for device in devices:
+        rows = []
+        for name in models:
+            for length in lengths:
+                r = in_fresh_process(run_case, {**common, "device": device, "model": name, "length": length})
+                results.append(r)
+                t, i = ms(r["train_s"]), ms(r["infer_s"])
+                rows.append([device, name, str(length), f"{1000 / t:.3g}", f"{t:.0f}", str(len(r["train_s"])),
+                             f"{1000 / i:.3g}", f"{r['train_peak_mib']:.0f}", f"{r['infer_peak_mib']:.0f}"])
+                print(" ".join(rows[-1]), flush=True)
+        print()
+        print_table(["device", "model", "T", "train it/s", "ms/step", "n", "infer videos/s", "peak MiB (train)",
+                     "peak MiB (infer)"], rows)
+
+        if args.official:
+            rows = []
+            for length in lengths:
+                padded = math.ceil(length / official_multiple()) * official_multiple()
+                r = in_fresh_process(run_official, {**common, "device": device, "length": length, "padded": padded,
+                                                    "models": models, "official": os.path.abspath(args.official)})
+                comparisons.append(r)
+                off = ms(r["train_s"]["official"])
+                row = [device, str(length), str(padded), str(len(r["train_s"]["official"])), f"{off:.0f}"]
+                for name in models:
+                    row += [f"{ms(r['train_s'][name]):.0f}", f"{off / ms(r['train_s'][name]):.2f}"]
+                rows.append(row)
+                print(" ".join(row), flush=True)
+            print()
+            head = ["device", "T", "T' (padded)", "n", "official ms/step"]
+            for name in models:
+                head += [f"{name} ms/step", f"official/{name}"]
+            print_table(head, rows)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"cases": results, "official": comparisons}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
