@@ -129,6 +129,11 @@ class TestConfig:
     fusion: str = "rescore"               # rescore (class-aware detections) | proposals (class-agnostic)
     fusion_topk: Optional[int] = None     # classes kept per video (proposals: default 2)
     fusion_alpha: float = 1.0             # power on the detection score
+    segmentation: bool = False            # also frame (segmentation) mAP in metrics.json, multi-label data
+    segmentation_beta: float = 0.2        # PointTAD Eq. 14: beta * detections + (1 - beta) * dense head scores
+    segmentation_gamma: float = 0.01      # Eq. 14: detections scoring above gamma are spread over frames
+    segmentation_sigma: float = 3.0       # Gaussian sigma of that spreading, in feature steps
+    segmentation_frames: Optional[int] = None  # null: every feature step (MultiTHUMOS); 25: Charades protocol
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "test": TestConfig}
@@ -428,6 +433,14 @@ def _check_values(cfg: Config, where) -> None:
             raise bad(f"test.{key}", f"must be >= 1 or null, got {v}", "use a positive integer or null")
     if not s.sigma > 0:
         raise bad("test.sigma", f"must be positive, got {s.sigma}", "e.g. 0.5")
+    if not 0.0 <= s.segmentation_beta <= 1.0:
+        raise bad("test.segmentation_beta", f"must lie in [0, 1], got {s.segmentation_beta}",
+                  "0.2 for MultiTHUMOS, 0.96 for Charades (1: detections only)")
+    if not s.segmentation_sigma > 0:
+        raise bad("test.segmentation_sigma", f"must be positive, got {s.segmentation_sigma}", "e.g. 3 feature steps")
+    if s.segmentation_frames is not None and s.segmentation_frames < 1:
+        raise bad("test.segmentation_frames", f"must be >= 1 or null, got {s.segmentation_frames}",
+                  "null for every feature step, 25 for the Charades protocol")
     if not isinstance(s.tiou, str) and (not s.tiou or not all(0 <= x <= 1 for x in s.tiou)):
         raise bad("test.tiou", f"must be a preset or thresholds in [0, 1], got {s.tiou}", "e.g. thumos14")
 

@@ -45,6 +45,7 @@ class WindowResult:
     duration: float
     timing: FeatureTiming
     instances: Instances
+    frame_scores: np.ndarray | None = None  # (valid steps, C) per-frame class scores, when asked for and offered
 
 
 def to_device(obj, device: torch.device):
@@ -60,8 +61,13 @@ def to_device(obj, device: torch.device):
 
 @torch.no_grad()
 def predict_windows(model: nn.Module, dataset, *, batch_size: int = 1, dist: DistContext | None = None,
-                    num_workers: int = 0, progress: bool = False, autocast=None) -> list[WindowResult]:
-    """Every window of ``dataset`` through ``model.predict``; all processes get all results, in order."""
+                    num_workers: int = 0, progress: bool = False, autocast=None,
+                    frames: bool = False) -> list[WindowResult]:
+    """Every window of ``dataset`` through ``model.predict``; all processes get all results, in order.
+
+    ``frames``: also keep the model's per-frame class scores (``model.frame_scores(batch)``, a list of
+    (valid steps, C) arrays, or None) for segmentation mAP; models without the method give None.
+    """
     dist = dist or DistContext()
     was_training = model.training
     model.eval()
@@ -76,13 +82,15 @@ def predict_windows(model: nn.Module, dataset, *, batch_size: int = 1, dist: Dis
     for batch in bar:
         with (autocast or contextlib.nullcontext)():
             results = model.predict(to_device(batch, device))
+            frame_fn = getattr(model, "frame_scores", None) if frames else None
+            dense = frame_fn(to_device(batch, device)) if frame_fn is not None else None
         if len(results) != len(batch["video_ids"]):
             raise RuntimeError(f"{type(model).__name__}.predict returned {len(results)} results for a batch of "
                                f"{len(batch['video_ids'])}")
         for b, inst in enumerate(results):
             out.append(WindowResult(mine[cursor], batch["video_ids"][b], float(batch["offsets"][b]),
                                     int(batch["num_features"][b]), float(batch["durations"][b]),
-                                    batch["timings"][b], inst))
+                                    batch["timings"][b], inst, None if dense is None else dense[b]))
             cursor += 1
     model.train(was_training)
     if dist.distributed:

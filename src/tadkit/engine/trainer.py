@@ -8,7 +8,8 @@ One run writes into ``output_dir``::
     checkpoints/best.pt           the epoch with the best average mAP on data.test_subset
     log.csv                       one row per epoch (losses, lr, mAP when evaluated, time)
     predictions.json              data.test_subset predicted with the final weights (EMA when on)
-    metrics.json                  tadkit eval's metrics of those predictions (when the subset has ground truth)
+    metrics.json                  tadkit eval's metrics of those predictions (when the subset has ground truth),
+                                  plus segmentation_mAP with test.segmentation (:mod:`tadkit.engine.segmentation`)
 
 Every file is written to a temporary name and renamed. Exactness of ``--resume``: the
 shuffling and the crops are functions of ``(seed, epoch)``, the learning rate a function of
@@ -43,6 +44,7 @@ from .ema import ModelEMA
 from .inference import detections_per_video, load_video_scores, predict_windows, results_dict, to_device
 from .log import RunLog, logger
 from .optim import WarmupSchedule, build_optimizer
+from .segmentation import segmentation_metrics
 
 __all__ = ["Trainer", "TrainResult", "train", "seed_everything", "evaluate_predictions"]
 
@@ -269,13 +271,16 @@ class Trainer:
         cfg = self.cfg
         windows = predict_windows(self.eval_model(), self.test_set, batch_size=cfg.test.batch_size,
                                   dist=self.dist, num_workers=cfg.train.num_workers,
-                                  progress=cfg.train.progress)
+                                  progress=cfg.train.progress, frames=cfg.test.segmentation)
         if not self.dist.is_main:
             return None, None
         dets = detections_per_video(windows, cfg.test, video_scores=self.video_scores,
                                     video_scores_path=cfg.test.video_scores)
         results = results_dict(dets, self.info["classes"])
         metrics = evaluate_predictions(self.annotations, results, cfg) if self.can_evaluate else None
+        if metrics is not None and cfg.test.segmentation:
+            metrics.update(segmentation_metrics(self.annotations, dets, windows, self.info["classes"],
+                                                cfg.data.test_subset, cfg.test))
         return results, metrics
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -1,0 +1,568 @@
+"""PointTAD (Tan, Zhao, Shi, Kang, Wang, NeurIPS 2022): multi-label detection with learnable query points.
+
+Read top to bottom like the paper:
+
+1. **Video features.** The paper trains I3D end to end; on pre-extracted features a 1×1 projection
+   (``input_dim → hidden_dim``) stands in for the backbone (METHODS.md). There is no temporal encoder.
+   :meth:`PointTAD.encode` gives ``(B, T, D)`` features and masks; :class:`PointTADDecoder` takes a
+   feature sequence from any source, so a backbone can replace the projection.
+2. **Learnable query points** (Sec. 3.2). ``N_q`` = 48 queries, each a query vector (learnable
+   embedding) and ``N_s`` = 21 points (learnable, window-normalised, initialised at 0.5). Decoder
+   layer ``l`` predicts offsets ``Δt`` and refines the points by Eq. (1)::
+
+       t_j^{l+1} = t_j^l + Δt_j^l · s^l · 0.5,     s^l = max_j t_j^l − min_j t_j^l
+
+   A **pseudo segment** is the min and max of the points (min-max, T1) or of a subset of them
+   (partial min-max, T2, the default). The subset is, as in the released code, the first
+   ``N_s − ⌈N_s/3⌉`` points (14 of 21); the others are free to gather context outside the action.
+3. **Multi-level interactive module** (Sec. 3.3), in each of the L = 4 decoder layers:
+
+   * point level, Eq. (2)-(3): around every point 4 sub-points at offsets ``o = Linear(q)`` (feature
+     steps), features read there by 1-D linear interpolation and summed with weights
+     ``w = softmax(Linear(q))``; the first 4 ("boundary") points and the others have separate
+     offset/weight layers (released code); offset layers start with zero weights and biases 1, 2, 3, 4,
+     weight layers at zero (Sec. 4.1);
+   * inter-proposal: multi-head self-attention over the queries;
+   * instance level, Eq. (4)-(9): dynamic frame mixing ``ReLU(LN(xᵀ M_f))`` with ``M_f = Linear(q)``
+     (N_s × N_s) and dynamic channel mixing ``ReLU(LN(ReLU(LN(x M_c1)) M_c2))`` (D × 64, 64 × D), in
+     parallel, concatenated, flattened, and projected to update the query (residual, LayerNorm), then
+     an FFN (2048), as in the released layer;
+   * heads: class = Linear+LN+ReLU → Linear(C + 1) (softmax, last = no action); points = 3 × (Linear+LN+ReLU)
+     → Linear(N_s) offsets.
+4. **Training** (Sec. 3.4). Each layer's pseudo segments are matched to the ground truth (Hungarian,
+   Eq. 10: cost 10·(−p_c) + 5·L1 + 5·(−tIoU)) and trained with CE (no-action weight 0.1), L1 and
+   1 − tIoU (Eq. 11) on every layer; a dense head (linear projection of the features, conv k3 → conv k1
+   as released) gives per-frame scores ``S`` trained with BCE (Eq. 12). Eq. (13):
+   ``L = λ_loc·(L1 + (1 − tIoU)) + λ_cls·(ce_weight·CE + λ_seg·dense)`` with λ_cls 10, λ_loc 5, λ_seg 1.
+   Only actions entirely inside a training window are targets (``data.trunc_thresh: 1.0``, the configs).
+5. **Inference.** One detection per query: the arg-max class (no action excluded) and its probability,
+   the pseudo segment as its extent; no NMS (``test.nms: none``); windows are merged by the engine. The
+   dense scores ``S`` (:meth:`PointTAD.frame_scores`) feed segmentation mAP through Eq. (14).
+
+Coordinates: points live in window-normalised units ``u``; feature position = ``u · scale`` with
+``scale = max(max_seq_len, valid length)`` per video, i.e. the training window length (the released code
+normalises by its fixed window and pads short clips) unless a window is longer. L1 losses and costs use
+``(centre, width) / scale`` (released code); tIoU is unit-free.
+
+Ablation switches (Tables 2-3): ``representation`` (points | segment, 2a), ``point_init`` (constant |
+uniform | normal, 2b), ``pseudo_segment`` (partial | minmax, 2c), ``num_points`` (2d), ``deformable``
+(2e), ``mixing`` (parallel | frame | channel | frame_channel | channel_frame, 2f), ``offset_scale``
+(action | window, 3b); β of Table 3a is ``test.segmentation_beta``.
+
+Departures and choices where paper and code are silent or disagree:
+
+* Eq. (1)'s span ``s`` is over **all** points (paper); the released code uses the pseudo segment's length:
+  ``span="pseudo"``.
+* λ_cls = 10 multiplies the set CE in the paper; the released code weighs it 1 (dense 10): ``ce_weight=0.1``
+  reproduces the code, and the shipped configs use it (on synthetic multi-label data the literal weighting
+  left localisation untrained for hundreds of steps). Charades' code dense weight 5 is ``lambda_seg=0.5``.
+* The L1 term compares ``(centre, width)`` divided by the window (released code; the paper names no format).
+* Under ``torchrun``, ``aux_loss=False`` leaves the intermediate class heads unused: set
+  ``train.find_unused_parameters: true``.
+* The released code re-initialises the offset layers' weights with Xavier after zeroing them; we keep
+  the paper's zeros (``deform_zero_init=False`` gives Xavier).
+* ``delta_zero_init`` (off by default: Xavier as released) starts the point offsets at zero, so the first
+  refinements are the identity (Deformable DETR's practice); useful with ``point_init`` uniform / normal.
+* Sub-points are clamped to the valid part of the window (the code clamps to the padded window), so
+  padding is never read; a window's padding never changes the outputs of its valid steps.
+* The dense ground truth marks feature step ``t`` for class ``c`` when ``start ≤ t ≤ end`` of an action of
+  ``c`` inside the window (the code's ``int(start)..int(end)``, inclusive, differs by at most one step).
+* Segment baseline (Table 2a): a learnable segment per query (initialised to the whole window), refined
+  by Eq. (1) on its two ends; RoI align is one linearly interpolated sample at each of ``N_s`` bin centres.
+* ``detections_per_query`` > 1 keeps the top classes of each query (the paper: 1).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.errors import ConfigError
+from ...core.instances import Instances
+from ..layers import MaskedConv1D, apply_mask
+from ..set_prediction import HungarianMatcher, SetCriterion
+
+MIXINGS = ("parallel", "frame", "channel", "frame_channel", "channel_frame")
+REPRESENTATIONS = ("points", "segment")
+POINT_INITS = ("constant", "uniform", "normal")
+PSEUDO_SEGMENTS = ("partial", "minmax")
+OFFSET_SCALES = ("action", "window")
+SPANS = ("points", "pseudo")
+DENSE_HEADS = ("conv", "linear", "none")
+
+
+def _require(condition: bool, message: str, fix: str | None = None) -> None:
+    if not condition:
+        raise ConfigError(message, fix=fix)
+
+
+def _choice(name: str, value, allowed) -> None:
+    _require(value in allowed, f"unknown {name} {value!r}", f"use one of {', '.join(allowed)}")
+
+
+# ---------------------------------------------------------------- numeric pieces
+def default_local_points(num_points: int) -> int:
+    """Points of the partial min-max subset: ``N_s − ⌈N_s / 3⌉`` (the released code's slice; 14 of 21), at least 1."""
+    return max(1, num_points - math.ceil(num_points / 3))
+
+
+def pseudo_segments(points: torch.Tensor, num_local: int | None = None) -> torch.Tensor:
+    """Points (…, P) → pseudo segments (…, 2): min and max of the first ``num_local`` points (all: min-max)."""
+    local = points if num_local is None else points[..., :num_local]
+    return torch.stack((local.min(dim=-1).values, local.max(dim=-1).values), dim=-1)
+
+
+def refine_points(points: torch.Tensor, deltas: torch.Tensor, span: torch.Tensor | float) -> torch.Tensor:
+    """Eq. (1): ``t + Δt · s · 0.5``; points, deltas (…, P), span (…,) or a number."""
+    span = torch.as_tensor(span, dtype=points.dtype, device=points.device)
+    return points + deltas * span[..., None] * 0.5 if span.ndim else points + deltas * span * 0.5
+
+
+def interpolation_weights(positions: torch.Tensor, weights: torch.Tensor, valid_len: torch.Tensor,
+                          length: int) -> torch.Tensor:
+    """Sparse rows that read features by 1-D linear interpolation, Eq. (2) as a matrix.
+
+    positions, weights (B, R, S): S sub-points per row at fractional feature positions, with weights;
+    valid_len (B,): positions are clamped to ``[0, valid_len − 1]``. Returns W (B, R, length) with
+    ``(W @ X)[b, r] = Σ_k weights[b, r, k] · X_b(clamp(positions[b, r, k]))``, X_b linearly interpolated.
+    """
+    B = positions.shape[0]
+    hi = (valid_len.to(positions.dtype) - 1).clamp(min=0).view(B, 1, 1)  # (B, 1, 1)
+    x = torch.minimum(positions.clamp(min=0), hi)  # (B, R, S)
+    i0 = x.detach().floor()
+    frac = x - i0  # (B, R, S)
+    i1 = torch.minimum(i0 + 1, hi)
+    W = positions.new_zeros(B, positions.shape[1], length)  # (B, R, T)
+    W = W.scatter_add(2, i0.long(), weights * (1 - frac))
+    return W.scatter_add(2, i1.long(), weights * frac)
+
+
+def dense_targets(segments: list[torch.Tensor], labels: list[torch.Tensor], length: int, num_classes: int,
+                  device) -> torch.Tensor:
+    """(B, T, C) 0/1: step t is positive for class c when ``start ≤ t ≤ end`` of an action of class c."""
+    t = torch.arange(length, device=device, dtype=torch.float32)  # (T,)
+    out = []
+    for segs, labs in zip(segments, labels):
+        segs = segs.to(device=device, dtype=torch.float32).reshape(-1, 2)
+        inside = (segs[None, :, 0] <= t[:, None]) & (t[:, None] <= segs[None, :, 1])  # (T, N)
+        onehot = F.one_hot(labs.to(device=device, dtype=torch.long).reshape(-1), num_classes).float()  # (N, C)
+        out.append((inside.float() @ onehot).clamp(max=1.0))  # (T, C)
+    return torch.stack(out)
+
+
+# ---------------------------------------------------------------- point level
+class PointDeformation(nn.Module):
+    """Point-level local deformation, Eq. (2)-(3): each point reads ``num_subpoints`` weighted sub-points.
+
+    Offsets (feature steps) and softmax weights come from the query vector, one set for the first
+    ``num_boundary_points`` points and one for the rest. ``deformable=False`` reads each point itself
+    (Table 2e's direct interpolation).
+    """
+
+    def __init__(self, dim: int, num_points: int, num_subpoints: int = 4, num_boundary_points: int = 4,
+                 deformable: bool = True, zero_init: bool = True):
+        super().__init__()
+        self.num_points = num_points
+        self.deformable = deformable
+        self.num_subpoints = num_subpoints if deformable else 1
+        self.groups = [n for n in (min(num_boundary_points, num_points), num_points - min(num_boundary_points,
+                                                                                            num_points)) if n > 0]
+        if deformable:
+            self.offsets = nn.ModuleList(nn.Linear(dim, num_subpoints) for _ in self.groups)
+            self.weights = nn.ModuleList(nn.Linear(dim, num_subpoints) for _ in self.groups)
+            for off, w in zip(self.offsets, self.weights):
+                if zero_init:
+                    nn.init.zeros_(off.weight)
+                else:
+                    nn.init.xavier_uniform_(off.weight)
+                with torch.no_grad():
+                    off.bias.copy_(torch.arange(1, num_subpoints + 1, dtype=torch.float32))
+                nn.init.zeros_(w.weight)
+                nn.init.zeros_(w.bias)
+
+    def _per_point(self, layers: nn.ModuleList, query: torch.Tensor) -> torch.Tensor:
+        """(B, Q, D) → (B, Q, N_s, S): each group's prediction repeated over its points."""
+        return torch.cat([layer(query)[:, :, None, :].expand(-1, -1, n, -1) for layer, n in zip(layers, self.groups)],
+                         dim=2)
+
+    def forward(self, query: torch.Tensor, feats: torch.Tensor, positions: torch.Tensor,
+                valid_len: torch.Tensor) -> torch.Tensor:
+        """query (B, Q, D), feats (B, T, D), positions (B, Q, N_s) feature units → point features (B, Q, N_s, D)."""
+        B, Q, Ns = positions.shape
+        if self.deformable:
+            sub = positions[..., None] + self._per_point(self.offsets, query).float()  # (B, Q, N_s, S)
+            weights = self._per_point(self.weights, query).float().softmax(-1)  # (B, Q, N_s, S)
+        else:
+            sub = positions[..., None]  # (B, Q, N_s, 1)
+            weights = torch.ones_like(sub)
+        W = interpolation_weights(sub.flatten(1, 2), weights.flatten(1, 2), valid_len, feats.shape[1])  # (B, Q·N_s, T)
+        return torch.bmm(W.to(feats.dtype), feats).view(B, Q, Ns, -1)  # (B, Q, N_s, D)
+
+
+# ---------------------------------------------------------------- instance level
+class AdaptiveMixing(nn.Module):
+    """Instance-level dynamic mixing, Eq. (4)-(9); ``mode`` picks Table 2f's variant.
+
+    frame: ``x_f = ReLU(LN_Ns(xᵀ M_f))``; channel: ``x_c = ReLU(LN_D(ReLU(LN_d(x M_c1)) M_c2))``; parallel
+    concatenates ``x_fᵀ`` and ``x_c`` on channels; ``frame_channel`` / ``channel_frame`` cascade them.
+    The result is flattened and projected to D (Linear, LN, ReLU).
+    """
+
+    def __init__(self, dim: int, num_points: int, dynamic_dim: int = 64, mode: str = "parallel"):
+        super().__init__()
+        self.dim, self.num_points, self.dynamic_dim, self.mode = dim, num_points, dynamic_dim, mode
+        self.use_frame = mode != "channel"
+        self.use_channel = mode != "frame"
+        if self.use_frame:
+            self.frame_params = nn.Linear(dim, num_points * num_points)  # M_f, Eq. (4)
+            self.frame_norm = nn.LayerNorm(num_points)
+        if self.use_channel:
+            self.channel_params = nn.Linear(dim, 2 * dim * dynamic_dim)  # M_c1, M_c2, Eq. (5)-(6)
+            self.channel_norm1 = nn.LayerNorm(dynamic_dim)
+            self.channel_norm2 = nn.LayerNorm(dim)
+        width = 2 if mode == "parallel" else 1
+        self.out = nn.Linear(width * num_points * dim, dim)
+        self.out_norm = nn.LayerNorm(dim)
+
+    def frame_mix(self, query: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Eq. (7) on x (B, Q, N_s, D); returns ``x_fᵀ`` (B, Q, N_s, D)."""
+        Ns = self.num_points
+        M = self.frame_params(query).view(*query.shape[:2], Ns, Ns)  # (B, Q, N_s, N_s)
+        mixed = torch.matmul(x.transpose(-1, -2), M)  # (B, Q, D, N_s)
+        return F.relu(self.frame_norm(mixed)).transpose(-1, -2)  # (B, Q, N_s, D)
+
+    def channel_mix(self, query: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Eq. (8) on x (B, Q, N_s, D) → (B, Q, N_s, D)."""
+        D, d = self.dim, self.dynamic_dim
+        params = self.channel_params(query)  # (B, Q, 2·D·d)
+        M1 = params[..., :D * d].view(*query.shape[:2], D, d)  # (B, Q, D, d)
+        M2 = params[..., D * d:].view(*query.shape[:2], d, D)  # (B, Q, d, D)
+        h = F.relu(self.channel_norm1(torch.matmul(x, M1)))  # (B, Q, N_s, d)
+        return F.relu(self.channel_norm2(torch.matmul(h, M2)))  # (B, Q, N_s, D)
+
+    def forward(self, query: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """query (B, Q, D), point features x (B, Q, N_s, D) → update (B, Q, D)."""
+        if self.mode == "parallel":
+            mixed = torch.cat((self.channel_mix(query, x), self.frame_mix(query, x)), dim=-1)  # (B, Q, N_s, 2D)
+        elif self.mode == "frame":
+            mixed = self.frame_mix(query, x)
+        elif self.mode == "channel":
+            mixed = self.channel_mix(query, x)
+        elif self.mode == "frame_channel":
+            mixed = self.channel_mix(query, self.frame_mix(query, x))
+        else:  # channel_frame
+            mixed = self.frame_mix(query, self.channel_mix(query, x))
+        return F.relu(self.out_norm(self.out(mixed.flatten(2))))  # (B, Q, D)
+
+
+def _mlp(dim: int, num_layers: int) -> nn.Sequential:
+    """``num_layers`` × (Linear without bias, LayerNorm, ReLU): the released heads' towers."""
+    layers = []
+    for _ in range(num_layers):
+        layers += [nn.Linear(dim, dim, bias=False), nn.LayerNorm(dim), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class PointTADLayer(nn.Module):
+    """One decoder layer: point deformation, query self-attention, adaptive mixing, FFN, class / offset heads."""
+
+    def __init__(self, dim: int, num_classes: int, num_points: int, num_deltas: int, num_heads: int = 8,
+                 ffn_dim: int = 2048, dropout: float = 0.1, dynamic_dim: int = 64, num_subpoints: int = 4,
+                 num_boundary_points: int = 4, deformable: bool = True, mixing: str = "parallel",
+                 deform_zero_init: bool = True, cls_layers: int = 1, reg_layers: int = 3):
+        super().__init__()
+        self.deformation = PointDeformation(dim, num_points, num_subpoints, num_boundary_points, deformable,
+                                            deform_zero_init)
+        self.self_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.mixing = AdaptiveMixing(dim, num_points, dynamic_dim, mixing)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                 nn.Linear(ffn_dim, dim))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+        self.cls_tower, self.reg_tower = _mlp(dim, cls_layers), _mlp(dim, reg_layers)
+        self.cls_pred = nn.Linear(dim, num_classes + 1)
+        self.delta_pred = nn.Linear(dim, num_deltas)
+
+    def forward(self, query: torch.Tensor, feats: torch.Tensor, positions: torch.Tensor, valid_len: torch.Tensor):
+        """query (B, Q, D), feats (B, T, D), positions (B, Q, N_s) → query (B, Q, D), logits (B, Q, C+1), deltas."""
+        point_feats = self.deformation(query, feats, positions, valid_len)  # (B, Q, N_s, D)
+        query = self.norm1(query + self.drop1(self.self_attn(query, query, query, need_weights=False)[0]))
+        query = self.norm2(query + self.drop2(self.mixing(query, point_feats)))
+        query = self.norm3(query + self.drop3(self.ffn(query)))  # (B, Q, D)
+        return query, self.cls_pred(self.cls_tower(query)), self.delta_pred(self.reg_tower(query))
+
+
+# ---------------------------------------------------------------- decoder
+class PointTADDecoder(nn.Module):
+    """Learnable queries and points refined over ``num_layers`` layers on a feature sequence (B, T, D).
+
+    ``window_size`` is the training window length: points are normalised by
+    ``max(window_size, valid length)`` per video. Returns one dict per layer with ``logits`` (B, Q, C+1),
+    ``points`` (B, Q, P, window-normalised), ``segments`` (B, Q, 2, feature units) and ``scale`` (B,).
+    """
+
+    def __init__(self, num_classes: int, dim: int, window_size: int, *, num_queries: int = 48,
+                 num_points: int = 21, num_layers: int = 4, num_heads: int = 8, ffn_dim: int = 2048,
+                 dropout: float = 0.1, dynamic_dim: int = 64, num_subpoints: int = 4, num_boundary_points: int = 4,
+                 deformable: bool = True, mixing: str = "parallel", representation: str = "points",
+                 point_init: str = "constant", pseudo_segment: str = "partial", num_local_points: int | None = None,
+                 offset_scale: str = "action", span: str = "points", deform_zero_init: bool = True,
+                 delta_zero_init: bool = False):
+        super().__init__()
+        self.window_size = window_size
+        self.representation = representation
+        self.num_points = num_points
+        self.offset_scale, self.span = offset_scale, span
+        state = num_points if representation == "points" else 2  # values a query carries
+        if representation == "segment" or pseudo_segment == "minmax":
+            self.num_local = None
+        else:
+            self.num_local = num_local_points if num_local_points is not None else default_local_points(num_points)
+        self.query_embed = nn.Embedding(num_queries, dim)  # query vectors q
+        self.query_points = nn.Parameter(torch.empty(num_queries, state))  # (Q, P) window-normalised
+        with torch.no_grad():
+            if representation == "segment":
+                self.query_points.copy_(torch.tensor([0.0, 1.0]).expand(num_queries, 2))
+            elif point_init == "constant":
+                self.query_points.fill_(0.5)
+            elif point_init == "uniform":
+                self.query_points.uniform_(0.0, 1.0)
+            else:
+                self.query_points.normal_(0.5, 0.3)
+        self.layers = nn.ModuleList(
+            PointTADLayer(dim, num_classes, num_points, state, num_heads, ffn_dim, dropout, dynamic_dim,
+                          num_subpoints, num_boundary_points, deformable, mixing, deform_zero_init)
+            for _ in range(num_layers))
+        skip = ("deformation.offsets", "deformation.weights")
+        for name, p in self.layers.named_parameters():  # Xavier as released, except the paper's point inits
+            if p.dim() > 1 and not any(s in name for s in skip):
+                nn.init.xavier_uniform_(p)
+        if delta_zero_init:  # the first refinements are then the identity (Deformable DETR's box-refinement init)
+            for layer in self.layers:
+                nn.init.zeros_(layer.delta_pred.weight)
+                nn.init.zeros_(layer.delta_pred.bias)
+
+    def pseudo_segments(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, Q, P) → (B, Q, 2): partial min-max / min-max (points) or the ordered ends (segment)."""
+        return pseudo_segments(state, self.num_local)
+
+    def sampling_positions(self, state: torch.Tensor) -> torch.Tensor:
+        """Window-normalised sampling positions (B, Q, N_s): the points, or the segment's bin centres."""
+        if self.representation == "points":
+            return state
+        seg = pseudo_segments(state)  # (B, Q, 2)
+        bins = (torch.arange(self.num_points, device=state.device, dtype=state.dtype) + 0.5) / self.num_points
+        return seg[..., :1] + (seg[..., 1:] - seg[..., :1]) * bins  # (B, Q, N_s)
+
+    def refine(self, state: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+        """Eq. (1) with the span of the points (or of the pseudo segment, or 1 for ``offset_scale=window``)."""
+        if self.offset_scale == "window":
+            return refine_points(state, deltas, 1.0)
+        if self.span == "pseudo" and self.representation == "points":
+            seg = self.pseudo_segments(state)
+        else:
+            seg = pseudo_segments(state)
+        return refine_points(state, deltas.to(state.dtype), seg[..., 1] - seg[..., 0])
+
+    def forward(self, feats: torch.Tensor, masks: torch.Tensor) -> list[dict]:
+        """feats (B, T, D) zero at invalid steps, masks (B, T) prefix-valid → per-layer outputs."""
+        B = feats.shape[0]
+        valid_len = masks.sum(dim=1)  # (B,)
+        scale = valid_len.float().clamp(min=self.window_size)  # (B,) feature steps per unit
+        query = self.query_embed.weight[None].expand(B, -1, -1)  # (B, Q, D)
+        state = self.query_points[None].expand(B, -1, -1).float()  # (B, Q, P)
+        outputs = []
+        for layer in self.layers:
+            positions = self.sampling_positions(state) * scale[:, None, None]  # (B, Q, N_s) feature units
+            query, logits, deltas = layer(query, feats, positions, valid_len)
+            state = self.refine(state, deltas.float())
+            segments = self.pseudo_segments(state) * scale[:, None, None]  # (B, Q, 2) feature units
+            outputs.append({"logits": logits, "points": state, "segments": segments, "scale": scale})
+        return outputs
+
+
+# ---------------------------------------------------------------- detector
+class PointTAD(nn.Module):
+    """PointTAD detector; see the module docstring. Hyperparameters only in the constructor.
+
+    Features: ``hidden_dim`` (512). Queries: ``num_queries`` (48), ``num_points`` (21; 15 on Charades),
+    ``representation``, ``point_init``, ``pseudo_segment``, ``num_local_points`` (None: N_s − ⌈N_s/3⌉),
+    ``offset_scale``, ``span``. Decoder: ``num_layers`` (4), ``num_heads`` (8), ``ffn_dim`` (2048),
+    ``dropout`` (0.1), ``dynamic_dim`` (64), ``num_subpoints`` (4), ``num_boundary_points`` (4),
+    ``deformable``, ``deform_zero_init``, ``delta_zero_init`` (False: Xavier as released), ``mixing``. Training: matching costs ``cost_class`` (10),
+    ``cost_l1`` (5), ``cost_iou`` (5); ``eos_coef`` (0.1); ``lambda_cls`` (10), ``lambda_loc`` (5),
+    ``lambda_seg`` (1), ``ce_weight`` (1; 0.1 = released code), ``l1_loss``, ``iou_loss`` (``iou`` | ``giou``
+    | ``none``), ``aux_loss``, ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
+    Inference: ``detections_per_query`` (1). ``max_seq_len`` is the training window (64 steps).
+    """
+
+    def __init__(self, num_classes: int, input_dim: int, max_seq_len: int = 64, *,
+                 # 1. video features
+                 hidden_dim: int = 512,
+                 # 2. queries and points
+                 num_queries: int = 48, num_points: int = 21, representation: str = "points",
+                 point_init: str = "constant", pseudo_segment: str = "partial", num_local_points: int | None = None,
+                 offset_scale: str = "action", span: str = "points",
+                 # 3. decoder
+                 num_layers: int = 4, num_heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1,
+                 dynamic_dim: int = 64, num_subpoints: int = 4, num_boundary_points: int = 4,
+                 deformable: bool = True, deform_zero_init: bool = True, delta_zero_init: bool = False,
+                 mixing: str = "parallel",
+                 # 4. training
+                 cost_class: float = 10.0, cost_l1: float = 5.0, cost_iou: float = 5.0, eos_coef: float = 0.1,
+                 lambda_cls: float = 10.0, lambda_loc: float = 5.0, lambda_seg: float = 1.0, ce_weight: float = 1.0,
+                 l1_loss: bool = True, iou_loss: str = "iou", aux_loss: bool = True,
+                 dense_head: str = "conv", dense_dropout: float = 0.5,
+                 # 5. inference
+                 detections_per_query: int = 1):
+        super().__init__()
+        _require(num_classes >= 1, f"num_classes must be >= 1, got {num_classes}")
+        _require(input_dim >= 1, f"input_dim must be >= 1, got {input_dim}")
+        _require(max_seq_len >= 1, f"max_seq_len must be >= 1, got {max_seq_len}", "set model.max_seq_len")
+        for name, value in (("hidden_dim", hidden_dim), ("num_queries", num_queries), ("num_points", num_points),
+                            ("num_layers", num_layers), ("num_heads", num_heads), ("ffn_dim", ffn_dim),
+                            ("dynamic_dim", dynamic_dim), ("num_subpoints", num_subpoints),
+                            ("detections_per_query", detections_per_query)):
+            _require(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1, got {value!r}",
+                     f"set model.{name}")
+        _require(hidden_dim % num_heads == 0, f"hidden_dim {hidden_dim} is not divisible by num_heads {num_heads}",
+                 "pick num_heads dividing hidden_dim")
+        _require(num_boundary_points >= 0, f"num_boundary_points must be >= 0, got {num_boundary_points}")
+        _require(detections_per_query <= num_classes,
+                 f"detections_per_query {detections_per_query} exceeds the {num_classes} classes",
+                 "set model.detections_per_query <= number of classes")
+        _choice("representation", representation, REPRESENTATIONS)
+        _choice("point_init", point_init, POINT_INITS)
+        _choice("pseudo_segment", pseudo_segment, PSEUDO_SEGMENTS)
+        _choice("offset_scale", offset_scale, OFFSET_SCALES)
+        _choice("span", span, SPANS)
+        _choice("mixing", mixing, MIXINGS)
+        _choice("iou_loss", iou_loss, ("iou", "giou", "none"))
+        _choice("dense_head", dense_head, DENSE_HEADS)
+        if num_local_points is not None:
+            _require(isinstance(num_local_points, int) and 1 <= num_local_points <= num_points,
+                     f"num_local_points must be in [1, num_points={num_points}] or null, got {num_local_points!r}",
+                     "set model.num_local_points")
+        for name, value in (("cost_class", cost_class), ("cost_l1", cost_l1), ("cost_iou", cost_iou),
+                            ("eos_coef", eos_coef), ("lambda_cls", lambda_cls), ("lambda_loc", lambda_loc),
+                            ("lambda_seg", lambda_seg), ("ce_weight", ce_weight)):
+            _require(value >= 0, f"{name} must be >= 0, got {value}", f"set model.{name}")
+        _require(0 <= dropout < 1 and 0 <= dense_dropout < 1, "dropout and dense_dropout must lie in [0, 1)")
+        self.num_classes = num_classes
+        self.input_dim = input_dim
+        self.max_seq_len = max_seq_len
+        self.detections_per_query = detections_per_query
+
+        # 1. video features: a 1×1 projection of pre-extracted features
+        self.input_proj = nn.Linear(input_dim, hidden_dim)
+
+        # 2-3. queries, points and the decoder
+        self.decoder = PointTADDecoder(
+            num_classes, hidden_dim, max_seq_len, num_queries=num_queries, num_points=num_points,
+            num_layers=num_layers, num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout, dynamic_dim=dynamic_dim,
+            num_subpoints=num_subpoints, num_boundary_points=num_boundary_points, deformable=deformable,
+            mixing=mixing, representation=representation, point_init=point_init, pseudo_segment=pseudo_segment,
+            num_local_points=num_local_points, offset_scale=offset_scale, span=span,
+            deform_zero_init=deform_zero_init, delta_zero_init=delta_zero_init)
+
+        # dense per-frame head S (Eq. 12): a linear map of the features (conv k3 → dropout → conv k1 as released)
+        self.dense_head_kind = dense_head
+        if dense_head == "conv":
+            self.dense_conv1 = MaskedConv1D(hidden_dim, max(1, hidden_dim // 2), 3)
+            self.dense_drop = nn.Dropout(dense_dropout)
+            self.dense_conv2 = MaskedConv1D(max(1, hidden_dim // 2), num_classes, 1)
+        elif dense_head == "linear":
+            self.dense_conv2 = MaskedConv1D(hidden_dim, num_classes, 1)
+
+        # 4. training: Hungarian matching on (centre, width) / window and tIoU, set losses on every layer
+        matcher = HungarianMatcher(cost_class, cost_l1, cost_iou, class_cost="softmax", l1_format="cw",
+                                   iou_type="giou" if iou_loss == "giou" else "iou")
+        self.criterion = SetCriterion(num_classes, matcher, class_loss="ce", eos_coef=eos_coef, l1_format="cw",
+                                      iou_type="giou" if iou_loss == "giou" else "iou",
+                                      weight_class=lambda_cls * ce_weight, weight_l1=lambda_loc if l1_loss else 0.0,
+                                      weight_iou=0.0 if iou_loss == "none" else lambda_loc, aux_loss=aux_loss)
+        self.dense_weight = lambda_cls * lambda_seg if dense_head != "none" else 0.0
+
+    # ---------------------------------------------------------------- 1. features
+    def preprocess(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, C, T) and masks (B, T) on the model's device; invalid steps zeroed."""
+        feats, masks = batch["feats"], batch["masks"]
+        if feats.ndim != 3 or feats.shape[1] != self.input_dim:
+            raise ConfigError(f"features of shape {tuple(feats.shape)} do not fit a model with "
+                              f"input_dim={self.input_dim} (expected (B, {self.input_dim}, T))",
+                              fix="set the model's input_dim to the feature width")
+        if masks.shape != (feats.shape[0], feats.shape[2]):
+            raise ValueError(f"masks of shape {tuple(masks.shape)} for features {tuple(feats.shape)}")
+        device = self.input_proj.weight.device
+        feats = feats.to(device=device, dtype=torch.float32)  # (B, C, T)
+        masks = masks.to(device=device, dtype=torch.bool)  # (B, T)
+        return apply_mask(feats, masks), masks
+
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Video features X (B, T, D), zero at invalid steps, and masks (B, T)."""
+        feats, masks = self.preprocess(batch)
+        x = self.input_proj(feats.transpose(1, 2))  # (B, T, D)
+        return x * masks[..., None].to(x.dtype), masks
+
+    def dense_logits(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor | None:
+        """Per-frame class logits S (B, T, C) from X (B, T, D); None without a dense head."""
+        if self.dense_head_kind == "none":
+            return None
+        h = x.transpose(1, 2)  # (B, D, T)
+        if self.dense_head_kind == "conv":
+            h, _ = self.dense_conv1(h, masks)
+            h = self.dense_drop(h)
+        h, _ = self.dense_conv2(h, masks)  # (B, C, T)
+        return h.transpose(1, 2)
+
+    def run(self, batch: dict) -> dict:
+        """All outputs: ``layers`` (per decoder layer, see :class:`PointTADDecoder`), ``dense`` (B, T, C), ``masks``."""
+        x, masks = self.encode(batch)
+        return {"layers": self.decoder(x, masks), "dense": self.dense_logits(x, masks), "masks": masks}
+
+    # ---------------------------------------------------------------- 4. training
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Named losses of a training batch; ``loss`` is the total to minimise (Eq. 13)."""
+        return self.compute_losses(self.run(batch), batch)
+
+    def compute_losses(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
+        layers = outputs["layers"]
+        losses = self.criterion(layers, batch["segments"], batch["labels"], normalizer=layers[-1]["scale"])
+        if outputs["dense"] is not None:
+            masks = outputs["masks"]
+            target = dense_targets(batch["segments"], batch["labels"], masks.shape[1], self.num_classes,
+                                   masks.device)  # (B, T, C)
+            dense = F.binary_cross_entropy_with_logits(outputs["dense"].float()[masks], target[masks])
+            losses["loss_dense"] = dense
+            losses["loss"] = losses["loss"] + self.dense_weight * dense
+        return losses
+
+    # ---------------------------------------------------------------- 5. inference
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[Instances]:
+        """One detection per query (and class with ``detections_per_query``), feature units in the window."""
+        outputs = self.run(batch)
+        last = outputs["layers"][-1]
+        probs = last["logits"].float().softmax(-1)[..., :self.num_classes]  # (B, Q, C)
+        scores, labels = probs.topk(self.detections_per_query, dim=-1)  # (B, Q, k)
+        valid_len = outputs["masks"].sum(dim=1).float()  # (B,)
+        segments = torch.minimum(last["segments"].clamp(min=0), valid_len[:, None, None])  # (B, Q, 2)
+        segments = segments[:, :, None, :].expand(-1, -1, self.detections_per_query, -1)  # (B, Q, k, 2)
+        return [Instances(segments[b].reshape(-1, 2).double().cpu().numpy(), labels[b].reshape(-1).cpu().numpy(),
+                          scores[b].reshape(-1).double().cpu().numpy()).sorted_by_score()
+                for b in range(probs.shape[0])]
+
+    @torch.no_grad()
+    def frame_scores(self, batch: dict) -> list[np.ndarray] | None:
+        """Dense head probabilities per window, (valid steps, C) each; None without a dense head."""
+        if self.dense_head_kind == "none":
+            return None
+        x, masks = self.encode(batch)
+        probs = self.dense_logits(x, masks).float().sigmoid()  # (B, T, C)
+        return [probs[b, masks[b]].double().cpu().numpy() for b in range(probs.shape[0])]
+
+
+DETECTOR = PointTAD
