@@ -66,18 +66,19 @@ def test_fixed_gaussians_are_buffers_and_counts_follow_table_7():
     assert torch.equal(shared.p_loc(d, lab), shared.p_cls(d, lab))
 
 
-def test_contrastive_loss_matches_brute_force():
+@pytest.mark.parametrize("class_negatives", [True, False])
+def test_contrastive_loss_matches_brute_force(class_negatives):
     g = torch.Generator().manual_seed(1)
     anchors, bg = torch.randn(6, 5, generator=g), torch.randn(3, 5, generator=g)
     labels = torch.tensor([0, 1, 0, 1, 2, 0])
     tau = 0.07
-    got = action_sensitive_contrastive_loss(anchors, labels, bg, tau)
+    got = action_sensitive_contrastive_loss(anchors, labels, bg, tau, class_negatives=class_negatives)
     a = torch.nn.functional.normalize(anchors, dim=1)
     z = torch.nn.functional.normalize(bg, dim=1)
     terms = []
     for i in range(6):
         pos = sum(math.exp(float(a[i] @ a[j]) / tau) for j in range(6) if j != i and labels[j] == labels[i])
-        neg = sum(math.exp(float(a[i] @ a[j]) / tau) for j in range(6) if labels[j] != labels[i])
+        neg = sum(math.exp(float(a[i] @ a[j]) / tau) for j in range(6) if labels[j] != labels[i] and class_negatives)
         neg += sum(math.exp(float(a[i] @ z[j]) / tau) for j in range(3))
         if pos > 0:
             terms.append(-math.log(pos / (pos + neg)))
