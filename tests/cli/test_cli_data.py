@@ -82,7 +82,7 @@ def test_convert_missing_input_exit_2(tmp_path):
 
 
 def test_demo_writes_consistent_outputs(tmp_path):
-    code, stdout, err = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2")
+    code, stdout, err = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2", "--videos", "12")
     assert code == 0, err
     d = tmp_path / "demo"
     for name in ("predictions.json", "metrics.json", "timeline.png", "training_curve.png", "checkpoints/last.pt"):
@@ -98,3 +98,9 @@ def test_demo_writes_consistent_outputs(tmp_path):
     # and the table printed at the end shows those numbers
     row = next(line for line in stdout.splitlines() if line.startswith("mAP "))
     assert float(row.split()[-1]) == pytest.approx(100 * a["average_mAP"], abs=0.006)
+
+
+def test_demo_bad_arguments_exit_2(tmp_path):
+    code, _, err = run_cli("demo", "--out", tmp_path / "d", "--videos", "2")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "d").exists()

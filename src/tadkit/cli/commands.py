@@ -135,11 +135,14 @@ def _reg_demo(sub):
     p.add_argument("--out", default="demo_output")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="training epochs (default: configs/asl/demo.yaml)")
+    p.add_argument("--videos", type=int, default=0, help="synthetic videos (default 80; a quick look: 12)")
 
 
 def _run_demo(args):
     from .demo import run_demo
-    return run_demo(args.out, seed=args.seed, epochs=args.epochs)
+    if args.videos and args.videos < 4 or args.epochs is not None and args.epochs < 1:
+        raise TadkitError("need --videos >= 4 and --epochs >= 1", fix="raise the numbers")
+    return run_demo(args.out, seed=args.seed, epochs=args.epochs, videos=args.videos)
 
 
 from .engine_commands import ENGINE_COMMANDS  # noqa: E402

@@ -28,7 +28,7 @@ _EMBEDDED = {  # used when the package is installed without the configs folder
 }
 
 
-def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None) -> int:
+def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None, videos: int = 0) -> int:
     from .. import api
     from ..data.annotations import Annotations
     from ..data.synthetic import make_synthetic
@@ -42,7 +42,7 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None)
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     print("tadkit demo: synthetic dataset -> train ASL -> predict -> evaluate (CPU, a few minutes)\n")
-    meta = make_synthetic(out / "data", videos=DEMO_VIDEOS, classes=5, seed=seed, noise_scale=DEMO_NOISE)
+    meta = make_synthetic(out / "data", videos=videos or DEMO_VIDEOS, classes=5, seed=seed, noise_scale=DEMO_NOISE)
     c = meta["counts"]
     print(f"data: {c['videos']} synthetic videos ({', '.join(f'{n} {s}' for s, n in c['subsets'].items())}), "
           f"{c['instances']} instances of {meta['num_classes']} classes, {meta['feature_dim']}-d features "
