@@ -32,9 +32,13 @@ The release pads every training batch to ``max_seq_len``, which must be a multip
 of 576, by both codes (tadkit gets the same zero-padded features and masks). The ratio printed
 is official ms/step / tadkit ms/step (the speed target: at least 2 on the CPU).
 
+``--thumos-info FILE`` (THUMOS14's ``video_info.json``) adds the comparison on batches whose
+lengths follow THUMOS14's training videos (frames / 4, capped at 2304, 90-100 % crops): the
+release pads every training batch to ``max_seq_len``; tadkit pads to the batch's longest video.
+
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--lengths 512,1024,2304,4096]
         [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
-        [--official DIR] [--out RESULTS.json]
+        [--official DIR [--thumos-info video_info.json] [--thumos-batches 8]] [--out RESULTS.json]
 """
 from __future__ import annotations
 
@@ -273,6 +277,63 @@ def run_official(spec: dict) -> dict:
     return {**spec, "train_s": times}
 
 
+def run_official_thumos(spec: dict) -> dict:
+    """Official release vs tadkit's models on batches whose lengths follow real THUMOS14 videos.
+
+    Each batch holds two videos with lengths drawn from ``spec["lengths"]`` (the release pads every
+    training batch to ``max_seq_len`` = 2304; tadkit pads to the longest video of the batch). The
+    same batches, in the same order, for every model; steps interleaved round-robin.
+    """
+    device = setup_process(spec)
+    official = build_official(spec["official"], MAX_SEQ_LEN, device)
+    train_cfg = model_config("actionformer").train
+    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    opt = {"official": (official, build_optimizer(official, train_cfg))}
+    for name in spec["models"]:
+        model, optimizer, _ = build_tadkit(name, device)
+        opt[name] = (model, optimizer)
+    times = {name: [] for name in opt}
+    for i, (la, lb) in enumerate(spec["pairs"]):
+        longest = max(la, lb)
+        batch = make_batch(TRAIN_BATCH, longest, seed=i)
+        for b, n in enumerate((la, lb)):   # video b is n steps long; its ground truth scaled inside it
+            batch["masks"][b, n:] = False
+            batch["feats"][b, :, n:] = 0.0
+            batch["segments"][b] = batch["segments"][b] * (n / longest)
+        videos = [{"feats": batch["feats"][b, :, :n], "segments": batch["segments"][b],
+                   "labels": batch["labels"][b]} for b, n in enumerate((la, lb))]
+        tad_batch = to_device(batch, device)
+        names = list(opt)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            model, optimizer = opt[name]
+            model.train()
+            step = train_step_fn(model, optimizer, videos if name == "official" else tad_batch,
+                                 "final_loss" if name == "official" else "loss", cast)
+            synchronize(device)
+            t0 = time.perf_counter()
+            step()
+            synchronize(device)
+            if i >= spec["warmup"]:
+                times[name].append(time.perf_counter() - t0)
+    return {**spec, "train_s": times}
+
+
+def thumos_pairs(video_info: str, n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``n`` pairs of training-crop lengths (features) from THUMOS14's validation videos (its training set):
+    frames / 4 capped at 2304, then a random 90-100 % crop, as the ActionFormer recipe trains."""
+    with open(video_info) as f:
+        info = json.load(f)
+    lengths = [min(MAX_SEQ_LEN, int(v["num_frame"] // 4)) for v in info.values() if v.get("subset") == "validation"]
+    if len(lengths) < 2:
+        raise SystemExit(f"{video_info}: needs THUMOS14 video_info.json entries with subset 'validation' and num_frame")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.choice(lengths, 2, replace=False)
+        out.append((max(int(a * rng.uniform(0.9, 1.0)), 8), max(int(b * rng.uniform(0.9, 1.0)), 8)))
+    return out
+
+
 def in_fresh_process(fn, spec: dict) -> dict:
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, (spec,))
@@ -280,6 +341,8 @@ def in_fresh_process(fn, spec: dict) -> dict:
 
 # ---------------------------------------------------------------------------- report
 def print_table(head: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        return
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("-+-".join("-" * w for w in widths))
@@ -296,7 +359,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="auto: the CPU, and the GPU when one is present")
-    ap.add_argument("--lengths", default="512,1024,2304,4096", help="comma-separated sequence lengths")
+    ap.add_argument("--lengths", default="512,1024,2304,4096",
+                    help="comma-separated sequence lengths ('none' with --thumos-info: only that comparison)")
     ap.add_argument("--models", default="actionformer,asl", help="comma-separated tadkit models")
     ap.add_argument("--iters", type=int, default=5, help="timed iterations per measurement (default 5)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (default 1)")
@@ -305,15 +369,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-amp", dest="amp", action="store_false", help="no autocast on the GPU")
     ap.add_argument("--official", metavar="DIR", help="checkout of the official ActionFormer release to compare with")
+    ap.add_argument("--thumos-info", metavar="JSON", help="with --official: also compare on batches whose lengths "
+                    "follow THUMOS14's videos (its video_info.json, e.g. ../shared/data/thumos14/video_info.json)")
+    ap.add_argument("--thumos-batches", type=int, default=8, help="batches for --thumos-info (default 8)")
     ap.add_argument("--out", metavar="JSON", help="also write every measurement here")
     args = ap.parse_args()
     try:
-        lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+        lengths = [] if args.lengths == "none" and args.thumos_info else \
+            [int(x) for x in args.lengths.split(",") if x.strip()]
     except ValueError:
         ap.error(f"--lengths must be comma-separated integers, got {args.lengths!r}")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if not os.path.exists(os.path.join(ROOT, "configs", m, "thumos14.yaml"))]
-    if unknown or not models or not lengths or min(lengths) < 1 or args.iters < 1 or args.warmup < 0:
+    if unknown or not models or not (lengths or args.thumos_info) or min(lengths, default=1) < 1 or args.iters < 1 or args.warmup < 0:
         ap.error(f"need models with a configs/<model>/thumos14.yaml (not {', '.join(unknown) or 'none'}), "
                  "positive lengths, --iters >= 1 and --warmup >= 0")
     if args.official and not os.path.isdir(os.path.join(args.official, "libs", "modeling")):
@@ -361,6 +429,23 @@ def main() -> None:
             for name in models:
                 head += [f"{name} ms/step", f"official/{name}"]
             print_table(head, rows)
+            if args.thumos_info:
+                pairs = thumos_pairs(args.thumos_info, args.thumos_batches + args.warmup)
+                r = in_fresh_process(run_official_thumos, {**common, "device": device, "pairs": pairs,
+                                                           "models": models, "official": os.path.abspath(args.official)})
+                comparisons.append(r)
+                off = statistics.mean(r["train_s"]["official"])
+                row = [device, f"{statistics.mean(max(p) for p in pairs[args.warmup:]):.0f}",
+                       str(len(r["train_s"]["official"])), f"{1000 * off:.0f}"]
+                for name in models:
+                    mean = statistics.mean(r["train_s"][name])
+                    row += [f"{1000 * mean:.0f}", f"{off / mean:.2f}"]
+                print()
+                head = ["device", "mean batch max T", "batches", "official ms/step"]
+                for name in models:
+                    head += [f"{name} ms/step", f"official/{name}"]
+                print("THUMOS14-like batches (the release pads each to 2304, tadkit to the batch's longest video):")
+                print_table(head, [row])
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"cases": results, "official": comparisons}, f, indent=1)
