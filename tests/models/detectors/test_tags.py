@@ -220,6 +220,22 @@ def test_eq8_prediction_promotion_loss_against_brute_force_and_chunking():
     assert torch.allclose(got, chunked)
 
 
+def test_eq8_length_normalised_option_by_hand():
+    # θ = 0.5: runs [0, 1] (fg, inside 0.9, outside step 2: 0.1) and [2, 3] (bg, inside 0.9, outside step 1: 0.1)
+    # R = 0.8, weight (1 − 0.8)² = 0.04; ‖m − g‖₂ = √(4·0.01) = 0.2; c = Σ g = 2
+    m, g = torch.tensor([[0.9, 0.9, 0.1, 0.1]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    valid, thetas = torch.ones(1, 4, dtype=torch.bool), torch.tensor([0.5])
+    assert L.prediction_promotion_loss(m, g, valid, thetas).item() == pytest.approx(0.04 * 0.2, rel=1e-5)
+    assert L.prediction_promotion_loss(m, g, valid, thetas, normalize=True).item() == pytest.approx(0.04 * 0.1, rel=1e-5)
+
+
+def test_balanced_mask_bce_by_hand():
+    # r = (4 + 10) / (1 + 10) = 14/11: positive weight 0.5·r = 7/11, negative 0.5·r/(r − 1) = 7/3
+    m, g = torch.tensor([0.8, 0.4, 0.2, 0.1]), torch.tensor([True, False, False, False])
+    want = (7 / 11 * -math.log(0.8) + 7 / 3 * -(math.log(0.6) + math.log(0.8) + math.log(0.9))) / 4
+    assert L.balanced_bce_loss(m, g).item() == pytest.approx(want, rel=1e-5)
+
+
 # ---------------------------------------------------------------------------- Eq. 9
 def test_eq9_consistency_against_brute_force():
     gen = torch.Generator().manual_seed(5)
@@ -376,6 +392,9 @@ def test_switches_change_modules_and_loss_terms():
     assert torch.isfinite(act(batch)["loss"]) and len(act.predict(batch)[0]) > 0
     for term in LOSS_TERMS[2:]:
         assert term not in tiny(**{term: False})(batch)
+    plain, normed = tiny()(batch)["redundancy_loss"], tiny(redundancy_norm="length")(batch)["redundancy_loss"]
+    assert 0 < normed < plain
+    assert "mask_bce_loss" in tiny(mask_bce_weight=1.0)(batch)
     only_logistic = tiny(focal_loss=False)(batch)["cls_loss"]
     both = tiny()(batch)["cls_loss"]
     assert 0 < only_logistic < both
@@ -391,7 +410,7 @@ def test_switches_change_modules_and_loss_terms():
 def test_bad_inputs_and_hyperparameters_raise_config_errors():
     for bad in (dict(scales=[]), dict(scales=[1, 1]), dict(embedding="rnn"), dict(mask_branch="x"),
                 dict(erosion_kernel=6), dict(thresholds=[0.0, 0.5]), dict(candidate_runs="x"), dict(num_heads=3),
-                dict(mask_head="x"), dict(stem_layers=-1)):
+                dict(mask_head="x"), dict(stem_layers=-1), dict(redundancy_norm="x"), dict(mask_bce_weight=-1.0)):
         with pytest.raises(ConfigError):
             tiny(**bad)
     with pytest.raises(ConfigError, match="longer than max_seq_len"):

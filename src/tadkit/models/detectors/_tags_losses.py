@@ -204,8 +204,12 @@ def outer_inner_contrast(m: torch.Tensor, length: torch.Tensor, thresholds: torc
 
 
 def prediction_promotion_loss(m: torch.Tensor, g: torch.Tensor, valid: torch.Tensor, thresholds: torch.Tensor,
-                              delta: float = 0.25, beta: float = 2.0, chunk_elements: int = 1 << 22) -> torch.Tensor:
+                              delta: float = 0.25, beta: float = 2.0, chunk_elements: int = 1 << 22,
+                              normalize: bool = False) -> torch.Tensor:
     """Eq. 8 per mask: ``(1 − R(π[j*]))^β ‖m − g‖₂`` with j* = argmax_j R(π[j]) (Eq. 7).
+
+    ``normalize``: divide the L2 norm by c = Σ g (at least 1), the "normalised L2" of Eq. 6
+    (option ``redundancy_norm: length``; the printed Eq. 8 has no normaliser).
 
     The quality weight is computed without gradient (thresholding has none); masks are scored in
     chunks of at most ``chunk_elements`` (mask × threshold × step) so memory stays bounded.
@@ -217,7 +221,10 @@ def prediction_promotion_loss(m: torch.Tensor, g: torch.Tensor, valid: torch.Ten
         best = torch.cat([outer_inner_contrast(m[i:i + step].detach(), length[i:i + step], thresholds, delta)
                           .max(1).values for i in range(0, m.shape[0], step)]) if len(m) else m.new_zeros(0)
     v = valid.to(m.dtype)
-    return (1 - best) ** beta * torch.linalg.vector_norm((m - g.to(m.dtype)) * v, dim=-1)
+    l2 = torch.linalg.vector_norm((m - g.to(m.dtype)) * v, dim=-1)
+    if normalize:
+        l2 = l2 / (g.to(m.dtype) * v).sum(-1).clamp(min=1.0)
+    return (1 - best) ** beta * l2
 
 
 # ---------------------------------------------------------------------------- Eq. 9
