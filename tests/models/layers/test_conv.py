@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from tadkit.core.errors import ConfigError
-from tadkit.models.layers import ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D
+from tadkit.models.layers import ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, model_inputs
 from tests.models.helpers import fill_padding, prefix_mask
 
 
@@ -64,3 +64,21 @@ def test_conv_stack_keeps_invalid_steps_zero():
     assert out.shape == (2, 5, 8) and torch.equal(out_mask, mask)
     assert (out.masked_select(~mask[:, None, :].expand_as(out)) == 0).all()
     assert (out >= 0).all() and out[mask[:, None, :].expand_as(out)].abs().sum() > 0
+
+
+def test_model_inputs_pads_zeroes_and_checks():
+    feats = torch.arange(2 * 3 * 4, dtype=torch.float64).reshape(2, 3, 4) + 1   # (B, C, T), no zeros
+    masks = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    x, m = model_inputs({"feats": feats, "masks": masks}, 3, torch.device("cpu"), length=6)
+    assert x.dtype == torch.float32 and x.shape == (2, 3, 6) and m.shape == (2, 6)
+    assert m.tolist() == [[True] * 4 + [False] * 2, [True] * 2 + [False] * 4]
+    assert torch.equal(x[0, :, :4], feats[0].float()) and torch.equal(x[1, :, :2], feats[1, :, :2].float())
+    assert (x[0, :, 4:] == 0).all() and (x[1, :, 2:] == 0).all()        # invalid steps and padding zeroed
+    x, m = model_inputs({"feats": feats, "masks": masks}, 3, torch.device("cpu"))
+    assert x.shape == (2, 3, 4)
+    with pytest.raises(ConfigError, match="input_dim=5"):
+        model_inputs({"feats": feats, "masks": masks}, 5, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="list"):
+        model_inputs({"feats": [feats], "masks": masks}, 3, torch.device("cpu"))
+    with pytest.raises(ValueError, match="masks of shape"):
+        model_inputs({"feats": feats, "masks": masks[:, :3]}, 3, torch.device("cpu"))

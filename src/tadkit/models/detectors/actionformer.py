@@ -24,13 +24,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
 from ..layers import (NECKS, ClassificationHead, ConvTransformerBackbone, PointGenerator, RegressionHead,
-                      apply_mask, build_neck)
+                      build_neck, model_inputs)
 from ..losses import IOU_LOSSES, Targets, assign_batch, offsets_to_segments, sigmoid_focal_loss
 
 THUMOS14_REGRESSION_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, math.inf))
@@ -131,18 +130,8 @@ class ActionFormer(nn.Module):
 
         Invalid steps are zeroed, so nothing the collate left in the padding reaches the network.
         """
-        feats, masks = batch["feats"], batch["masks"]
-        if feats.ndim != 3 or feats.shape[1] != self.input_dim:
-            raise ConfigError(f"features of shape {tuple(feats.shape)} do not fit a model with "
-                              f"input_dim={self.input_dim} (expected (B, {self.input_dim}, T))",
-                              fix="set the model's input_dim to the feature width")
-        if masks.shape != (feats.shape[0], feats.shape[2]):
-            raise ValueError(f"masks of shape {tuple(masks.shape)} for features {tuple(feats.shape)}")
-        device = self.loss_normalizer.device
-        pad = -feats.shape[2] % self.pad_multiple
-        feats = F.pad(feats.to(device=device, dtype=torch.float32), (0, pad))  # (B, C, T')
-        masks = F.pad(masks.to(device=device, dtype=torch.bool), (0, pad), value=False)  # (B, T')
-        return apply_mask(feats, masks), masks
+        length = batch["feats"].shape[-1]
+        return model_inputs(batch, self.input_dim, self.loss_normalizer.device, length + -length % self.pad_multiple)
 
     def encode(self, feats: torch.Tensor, masks: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Pyramid features [(B, C, T_l)] and masks [(B, T_l)]."""

@@ -82,7 +82,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import MaskedConv1D, apply_mask
+from ..layers import MaskedConv1D, model_inputs
 from ..set_prediction import HungarianMatcher, SetCriterion
 
 MIXINGS = ("parallel", "frame", "channel", "frame_channel", "channel_frame")
@@ -489,17 +489,7 @@ class PointTAD(nn.Module):
     # ---------------------------------------------------------------- 1. features
     def preprocess(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, T) and masks (B, T) on the model's device; invalid steps zeroed."""
-        feats, masks = batch["feats"], batch["masks"]
-        if feats.ndim != 3 or feats.shape[1] != self.input_dim:
-            raise ConfigError(f"features of shape {tuple(feats.shape)} do not fit a model with "
-                              f"input_dim={self.input_dim} (expected (B, {self.input_dim}, T))",
-                              fix="set the model's input_dim to the feature width")
-        if masks.shape != (feats.shape[0], feats.shape[2]):
-            raise ValueError(f"masks of shape {tuple(masks.shape)} for features {tuple(feats.shape)}")
-        device = self.input_proj.weight.device
-        feats = feats.to(device=device, dtype=torch.float32)  # (B, C, T)
-        masks = masks.to(device=device, dtype=torch.bool)  # (B, T)
-        return apply_mask(feats, masks), masks
+        return model_inputs(batch, self.input_dim, self.input_proj.weight.device)
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Video features X (B, T, D), zero at invalid steps, and masks (B, T)."""

@@ -98,7 +98,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask
+from ..layers import LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask, model_inputs
 from ..set_prediction import HungarianMatcher, SetCriterion, cw_to_se
 
 PYRAMIDS = ("inter", "single", "high")
@@ -456,13 +456,10 @@ class SPTAD(nn.Module):
         lengths = masks.sum(1).to(torch.float32)  # (B,)
         feats = batch["feats"]
         if self.pyramid_input == "features":
-            if not isinstance(feats, torch.Tensor) or feats.ndim != 3 or feats.shape[1] != self.input_dim:
-                shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
-                raise ConfigError(f"features of shape {shape} do not fit a model with input_dim={self.input_dim} "
-                                  f"(expected (B, {self.input_dim}, T))", fix="set the model's input_dim to the "
-                                  "feature width, or model.pyramid_input=backbone for three backbone maps")
-            x = F.pad(feats.to(device=self.device, dtype=torch.float32), (0, pad))  # (B, C, T')
-            levels, level_masks = self.stages(apply_mask(x, masks), masks)
+            x, masks = model_inputs(batch, self.input_dim, self.device, masks.shape[1],
+                                    fix="set the model's input_dim to the feature width, or "
+                                        "model.pyramid_input=backbone for three backbone maps")  # (B, C, T')
+            levels, level_masks = self.stages(x, masks)
         else:
             if not isinstance(feats, (list, tuple)) or len(feats) != 3:
                 raise ConfigError("model.pyramid_input=backbone expects batch['feats'] to be a list of three "

@@ -114,7 +114,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import ConvStack, MaskedConv1D, MaskedMaxPool1D, apply_mask
+from ..layers import ConvStack, MaskedConv1D, MaskedMaxPool1D, apply_mask, model_inputs
 from ._tags_losses import (PAPER_THRESHOLDS, balanced_bce_loss, binary_runs, boundary_iou_loss, classification_loss, consistency_loss,
                            dice_loss, global_mask_targets, prefix_sums, prediction_promotion_loss, range_sum)
 
@@ -423,20 +423,12 @@ class TAGS(nn.Module):
     # ---------------------------------------------------------------- 3.1–3.2 network
     def preprocess(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, T) and masks (B, T) on the model's device, padded to the window ``max_seq_len``."""
-        feats, masks = batch["feats"], batch["masks"]
-        if feats.ndim != 3 or feats.shape[1] != self.input_dim:
-            raise ConfigError(f"features of shape {tuple(feats.shape)} do not fit a model with "
-                              f"input_dim={self.input_dim} (expected (B, {self.input_dim}, T))",
-                              fix="set the model's input_dim to the feature width")
-        if feats.shape[2] > self.max_seq_len:
-            raise ConfigError(f"a window of {feats.shape[2]} steps is longer than max_seq_len={self.max_seq_len}: "
+        steps = batch["feats"].shape[-1]
+        if steps > self.max_seq_len:
+            raise ConfigError(f"a window of {steps} steps is longer than max_seq_len={self.max_seq_len}: "
                               "TAGS predicts one mask position per window step",
                               fix="window the video (the engine does) or raise model.max_seq_len")
-        device = self.thresholds.device
-        pad = self.max_seq_len - feats.shape[2]
-        feats = F.pad(feats.to(device=device, dtype=torch.float32), (0, pad))           # (B, C, T)
-        masks = F.pad(masks.to(device=device, dtype=torch.bool), (0, pad), value=False)  # (B, T)
-        return apply_mask(feats, masks), masks
+        return model_inputs(batch, self.input_dim, self.thresholds.device, self.max_seq_len)
 
     def run(self, batch: dict) -> list[dict]:
         """Per scale: ``embedding`` (B, C, Tˢ), ``valid`` (B, Tˢ), ``cls_logits`` (B, K+1, Tˢ), ``masks``

@@ -7,14 +7,14 @@ from .attention import (AffineDropPath, ChannelAttention, LocalMaskedMHCA, Trans
                         local_attention)
 from .backbone import ConvTransformerBackbone, per_level
 from .conv import (ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
-                   downsample_mask)
+                   downsample_mask, model_inputs)
 from .heads import ClassificationHead, RegressionHead
 from .neck import NECKS, FPNNeck, IdentityNeck, build_neck
 from .points import PointGenerator, parse_regression_ranges
 
 __all__ = [
     "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
-    "downsample_mask",
+    "downsample_mask", "model_inputs",
     "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
     "ConvTransformerBackbone", "per_level",
     "IdentityNeck", "FPNNeck", "build_neck", "NECKS",

@@ -23,6 +23,27 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask[:, None, :].to(x.dtype)
 
 
+def model_inputs(batch: dict, input_dim: int, device: torch.device, length: int | None = None,
+                 fix: str = "set the model's input_dim to the feature width") -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's features (B, input_dim, T) and masks (B, T), checked, on ``device`` (float32 / bool),
+    padded with invalid steps to ``length`` (default: T), invalid steps zeroed.
+
+    What every detector does first; a feature width that does not fit the model is a
+    :class:`ConfigError` whose fix is ``fix``.
+    """
+    feats, masks = batch["feats"], batch["masks"]
+    if not isinstance(feats, torch.Tensor) or feats.ndim != 3 or feats.shape[1] != input_dim:
+        shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+        raise ConfigError(f"features of shape {shape} do not fit a model with input_dim={input_dim} "
+                          f"(expected (B, {input_dim}, T))", fix=fix)
+    if masks.shape != (feats.shape[0], feats.shape[2]):
+        raise ValueError(f"masks of shape {tuple(masks.shape)} for features {tuple(feats.shape)}")
+    pad = 0 if length is None else length - feats.shape[2]
+    feats = F.pad(feats.to(device=device, dtype=torch.float32), (0, pad))           # (B, C, T')
+    masks = F.pad(masks.to(device=device, dtype=torch.bool), (0, pad), value=False)  # (B, T')
+    return apply_mask(feats, masks), masks
+
+
 class MaskedConv1D(nn.Module):
     """Conv1d ('same' padding, odd kernel) that ignores and zeroes invalid steps.
 
