@@ -1,12 +1,1 @@
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope="package")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP threads
-    contending for the cores slow these tests down by an order of magnitude."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import one_torch_thread  # noqa: F401  (autouse: one torch thread)
