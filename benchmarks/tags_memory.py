@@ -61,16 +61,25 @@ def _step(name: str, T: int, mode: str, device: str) -> float:
     model = build(name, T).to(device)
     batch = batch_of(T, device)
     model.train(mode == "train")
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _memory_base(device)
     if mode == "train":
         model(batch)["loss"].backward()
     else:
         model.predict(batch)
+    return _peak_mib(device, base)
+
+
+def _memory_base(device: str) -> int:
+    """What :func:`_peak_mib` measures from: allocated bytes (CUDA, peak reset) or the peak RSS so far (KiB)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _peak_mib(device: str, base: int) -> float:
+    """Peak memory above ``base`` in MiB (CUDA: max allocated; CPU: growth of the peak resident set)."""
     if device == "cuda":
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
@@ -100,17 +109,9 @@ def _windows(T: int, device: str, factor: int = 4) -> tuple[float, float]:
         for vid in ("one", "long"):
             ds = VideoDataset(ann, open_features(str(root / "f")), "validation", training=False, max_seq_len=T,
                               fps=30.0, feature_stride=4, feature_window=16, video_ids=[vid])
-            if device == "cuda":
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-            else:
-                base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            base = _memory_base(device)
             predict_windows(model, ds)
-            if device == "cuda":
-                out.append((torch.cuda.max_memory_allocated() - base) / 2 ** 20)
-            else:
-                out.append((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2 ** 10)
+            out.append(_peak_mib(device, base))
     return tuple(out)
 
 

@@ -140,7 +140,7 @@ def _reg_demo(sub):
 
 def _run_demo(args):
     from .demo import run_demo
-    if args.videos and args.videos < 4 or args.epochs is not None and args.epochs < 1:
+    if (args.videos and args.videos < 4) or (args.epochs is not None and args.epochs < 1):
         raise TadkitError("need --videos >= 4 and --epochs >= 1", fix="raise the numbers")
     return run_demo(args.out, seed=args.seed, epochs=args.epochs, videos=args.videos)
 
