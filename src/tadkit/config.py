@@ -51,8 +51,8 @@ class DataConfig:
     annotations: Optional[str] = None             # ActivityNet-style JSON
     features: Union[str, list[str], None] = None  # a directory, or several concatenated on channels
     fps: Optional[float] = None                   # None: each video's fps from the annotations
-    feature_stride: float = 1.0                   # frames between consecutive features
-    feature_window: float = 1.0                   # frames covered by one feature
+    feature_stride: Optional[float] = None        # frames between features (null: features.json, else 1)
+    feature_window: Optional[float] = None        # frames per feature (null: features.json, else 1)
     fixed_length: Optional[int] = None            # resample every video to N features (ActivityNet)
     layout: str = "TC"                            # TC (time x channels) or CT
     train_subset: str = "training"
@@ -386,10 +386,12 @@ def _check_values(cfg: Config, where) -> None:
     d, t, s = cfg.data, cfg.train, cfg.test
     if d.fps is not None and not d.fps > 0:
         raise bad("data.fps", f"must be positive or null, got {d.fps}", "set the video frame rate or null")
-    if not d.feature_stride > 0:
-        raise bad("data.feature_stride", f"must be positive, got {d.feature_stride}", "frames between features")
-    if not d.feature_window >= 0:
-        raise bad("data.feature_window", f"must be >= 0, got {d.feature_window}", "frames per feature")
+    if d.feature_stride is not None and not d.feature_stride > 0:
+        raise bad("data.feature_stride", f"must be positive or null, got {d.feature_stride}",
+                  "frames between features (null: from the features' features.json)")
+    if d.feature_window is not None and not d.feature_window >= 0:
+        raise bad("data.feature_window", f"must be >= 0 or null, got {d.feature_window}",
+                  "frames per feature (null: from the features' features.json)")
     if d.fixed_length is not None and d.fixed_length <= 0:
         raise bad("data.fixed_length", f"must be positive or null, got {d.fixed_length}", "e.g. 100 or null")
     if not 0.0 <= d.window_overlap < 1.0:

@@ -85,8 +85,9 @@ class VideoDataset(torch.utils.data.Dataset):
     subset : subset name (aliases such as ``val`` accepted); ``None`` for all videos.
     training : random crops (or training windows) instead of inference windows.
     max_seq_len : longest item in feature steps.
-    fps, feature_stride, feature_window : feature timing (``fps=None``: each video's ``fps``
-        from the annotations). Ignored with ``fixed_length``.
+    fps, feature_stride, feature_window : feature timing. ``None`` takes it from the features'
+        ``features.json`` (written by ``tadkit extract``) when there is one; else each video's
+        ``fps`` from the annotations, stride and window 1. Ignored with ``fixed_length``.
     fixed_length : resample every video to this many features (ActivityNet practice).
     window_overlap : overlap of inference windows (fraction of a window).
     crop_ratio : ``(lo, hi)`` random crop fraction for videos not longer than ``max_seq_len``.
@@ -96,8 +97,8 @@ class VideoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, annotations: Annotations, features: FeatureStore, subset: str | None, *, training: bool,
-                 max_seq_len: int, fps: float | None = None, feature_stride: float = 1.0,
-                 feature_window: float = 1.0, fixed_length: int | None = None, window_overlap: float = 0.25,
+                 max_seq_len: int, fps: float | None = None, feature_stride: float | None = None,
+                 feature_window: float | None = None, fixed_length: int | None = None, window_overlap: float = 0.25,
                  crop_ratio: Sequence[float] | None = None, trunc_thresh: float = 0.5,
                  video_ids: Sequence[str] | None = None, seed: int = 0, train_windows: bool = False,
                  train_window_overlap: float = 0.75, missing: str = "error"):
@@ -149,6 +150,11 @@ class VideoDataset(torch.utils.data.Dataset):
         self.unknown_labels = 0
         self._class_set = set(annotations.classes)
         self.entries: list[VideoEntry] = []
+        meta = getattr(features, "meta", None) or {}
+        if feature_stride is None:
+            feature_stride = meta.get("feature_stride", 1.0)
+        if feature_window is None:
+            feature_window = meta.get("feature_window", 1.0)
         for v in videos:
             self.entries.append(self._entry(v, fps, feature_stride, feature_window))
         if any(self.defects.values()):
@@ -167,7 +173,12 @@ class VideoDataset(torch.utils.data.Dataset):
             timing = FeatureTiming.fixed_length(self.fixed_length, v.duration)
             n = self.fixed_length
         else:
-            f = fps if fps is not None else v.fps
+            f = fps
+            if f is None:   # the rate the features were made at (extraction may resample), else the video's
+                video_fps = getattr(self.features, "video_fps", None)
+                f = video_fps(v.video_id) if video_fps is not None else None
+            if f is None:
+                f = v.fps
             if f is None:
                 raise DataError("no fps for this video", path=self.annotations.path, video=v.video_id,
                                 fix="set data.fps, or add \"fps\" to each video in the annotations")

@@ -18,6 +18,12 @@ common between RGB and flow extractors, is trimmed to the shorter when ``max_len
 allows it; anything larger is an error naming both files).
 
 Each load checks: rank 2, at least one step, no NaN/inf. Errors name the file and the fix.
+
+A directory written by ``tadkit extract`` also holds ``features.json`` (:data:`FEATURES_META`):
+the feature timing (``feature_stride``, ``feature_window`` in frames, each video's ``fps`` after
+any resampling, frame counts). :attr:`FeatureStore.meta` exposes it, and the dataset takes the
+timing from it wherever the config leaves ``data.fps`` / ``data.feature_stride`` /
+``data.feature_window`` null.
 """
 from __future__ import annotations
 
@@ -31,11 +37,45 @@ import numpy as np
 from ..core.errors import DataError
 
 __all__ = ["FeatureStore", "DirectoryFeatureStore", "HDF5FeatureStore", "ConcatFeatureStore", "open_features",
-           "resample_features", "validate_features", "FEATURE_SUFFIXES"]
+           "resample_features", "validate_features", "FEATURE_SUFFIXES", "FEATURES_META", "read_features_meta"]
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".pt")
 HDF5_SUFFIXES = (".h5", ".hdf5")
 _NPZ_KEYS = ("feats", "features", "arr_0")
+FEATURES_META = "features.json"   # timing written by `tadkit extract` beside the feature files
+
+
+def read_features_meta(directory) -> dict | None:
+    """The ``features.json`` of a feature directory (None when there is none), checked.
+
+    Holds ``feature_stride`` and ``feature_window`` (frames, positive / non-negative numbers) and
+    ``videos``: ``{video_id: {"fps": frames per second of the frames the features were made from,
+    ...}}``.
+    """
+    import json
+    path = Path(directory) / FEATURES_META
+    if not path.is_file():
+        return None
+    fix = "delete it to set the timing in the config (data.fps, data.feature_stride, data.feature_window)"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"cannot read the feature metadata ({type(e).__name__}: {str(e)[:100]})", path=path,
+                        fix=fix) from None
+    ok = isinstance(meta, dict) and isinstance(meta.get("videos", {}), dict)
+    for key, low in (("feature_stride", 0.0), ("feature_window", -1e-12)):
+        v = meta.get(key) if isinstance(meta, dict) else None
+        ok = ok and isinstance(v, (int, float)) and not isinstance(v, bool) and v > low
+    if ok:
+        for vid, info in meta.get("videos", {}).items():
+            f = info.get("fps") if isinstance(info, dict) else None
+            if f is not None and not (isinstance(f, (int, float)) and f > 0):
+                ok = False
+                break
+    if not ok:
+        raise DataError("feature metadata must hold a positive feature_stride, a feature_window >= 0 and "
+                        "videos {id: {fps: positive number}}", path=path, fix=fix)
+    return meta
 
 
 def _strip_v(video_id: str) -> str:
@@ -83,6 +123,7 @@ class FeatureStore:
 
     layout: str = "TC"
     where: str = ""
+    meta: dict | None = None      # features.json of the directory (timing), when it has one
 
     # -- subclass hooks --------------------------------------------------------------------
     def _ids(self) -> list[str]:
@@ -161,6 +202,16 @@ class FeatureStore:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.where!r}, {len(self)} videos, layout {self.layout})"
 
+    def video_fps(self, video_id: str) -> float | None:
+        """The frame rate the video's features were extracted at, from :attr:`meta` (None if unknown)."""
+        if not self.meta:
+            return None
+        videos = self.meta.get("videos", {})
+        for cand in (video_id, _strip_v(video_id), "v_" + video_id):
+            if isinstance(videos.get(cand), dict) and videos[cand].get("fps") is not None:
+                return float(videos[cand]["fps"])
+        return None
+
 
 class DirectoryFeatureStore(FeatureStore):
     """A directory of one ``.npy`` / ``.npz`` / ``.pt`` file per video."""
@@ -180,6 +231,7 @@ class DirectoryFeatureStore(FeatureStore):
                                     path=self.where, fix="keep one file per video")
                 files[p.stem] = p
         self._files = files
+        self.meta = read_features_meta(self.directory)
 
     def _ids(self) -> list[str]:
         return list(self._files)
@@ -290,6 +342,7 @@ class ConcatFeatureStore(FeatureStore):
         self.max_length_gap = int(max_length_gap)
         self.where = " + ".join(s.where for s in self.stores)
         self.layout = "TC"
+        self.meta = next((s.meta for s in self.stores if s.meta), None)   # streams share one timing
 
     def _ids(self) -> list[str]:
         common = set(_strip_v(v) for v in self.stores[0].video_ids)
