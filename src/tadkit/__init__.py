@@ -40,4 +40,17 @@ def predict(config, checkpoint, **kwargs):
     return f(config, checkpoint, **kwargs)
 
 
-__all__ = ["TadkitError", "evaluate", "load_config", "build_detector", "train", "predict", "__version__"]
+def extract(video_dir, weights, out_dir, **kwargs):
+    """Extract I3D features as ``tadkit extract`` does; returns an ``ExtractResult``."""
+    from .api import extract as f
+    return f(video_dir, weights, out_dir, **kwargs)
+
+
+def detect(config, checkpoint, video, **kwargs):
+    """Detect actions in one video file as ``tadkit detect`` does; returns the ActivityNet-style results."""
+    from .api import detect as f
+    return f(config, checkpoint, video, **kwargs)
+
+
+__all__ = ["TadkitError", "evaluate", "load_config", "build_detector", "train", "predict", "extract", "detect",
+           "__version__"]

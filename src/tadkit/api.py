@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from .config import Config
 from .config import load_config as _load_config
 
-__all__ = ["load_config", "build_detector", "train", "predict", "evaluate"]
+__all__ = ["load_config", "build_detector", "train", "predict", "evaluate", "extract", "detect"]
 
 
 def load_config(source=None, overrides: Iterable[str] = ()) -> Config:
@@ -82,3 +82,17 @@ def evaluate(gt, pred, subset=None, tiou="activitynet", **kwargs) -> dict:
     """``tadkit eval``: detection mAP of a predictions file or dict against an annotation file or dict."""
     from .evaluation.api import evaluate_files
     return evaluate_files(gt, pred, subset=subset, tiou=tiou, **kwargs)
+
+
+def extract(video_dir, weights, out_dir, **kwargs):
+    """``tadkit extract``: I3D features of every video of ``video_dir`` in ``out_dir`` (an ``ExtractResult``)."""
+    from .engine.extract import extract_features
+    return extract_features(video_dir, weights, out_dir, **kwargs)
+
+
+def detect(config, checkpoint, video, *, weights=None, out=None, picture=None, overrides: Iterable[str] = (),
+           **kwargs) -> dict:
+    """``tadkit detect``: detections of one video file (ActivityNet results dict, seconds)."""
+    from .engine.detect import detect as _detect
+    return _detect(_config(config, overrides), checkpoint, video, weights=weights, out=out, picture=picture,
+                   **kwargs)

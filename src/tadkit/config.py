@@ -65,6 +65,10 @@ class DataConfig:
     train_window_overlap: float = 0.75            # overlap of those training windows
     missing: str = "error"                        # videos without features: error | skip
     max_length_gap: int = 0                       # concatenated streams: lengths may differ by this
+    videos: Optional[str] = None                  # video directory: end-to-end training from frames (model.backbone)
+    flow_videos: Optional[str] = None             # same-named flow videos (two-stream, x/y in R/G)
+    short_side: Optional[int] = 256               # frames: short side resized to this (null: as decoded)
+    crop_size: Optional[int] = 224                # frames: square crop (random in training, centre otherwise)
 
 
 @dataclass
@@ -152,7 +156,9 @@ CHOICES = {
 # keys holding input paths, resolved against the config file's directory; output_dir (and every
 # path given as an override) resolves against the working directory, so that the shipped
 # configs' `output_dir: runs/NAME` lands under the directory `tadkit train` runs in
-PATH_KEYS = (("data", "annotations"), ("data", "features"), ("data", "classes"), ("test", "video_scores"))
+PATH_KEYS = (("data", "annotations"), ("data", "features"), ("data", "classes"), ("test", "video_scores"),
+             ("data", "videos"), ("data", "flow_videos"), ("model.backbone", "weights"),
+             ("model.backbone", "flow_weights"))
 CWD_PATH_KEYS = ((None, "output_dir"),)
 
 
@@ -213,9 +219,11 @@ def model_defaults(name: str) -> dict:
 
     from .models import detector_class, detector_defaults
     defaults = _plain(detector_defaults(name))     # an unknown name is a ConfigError listing the valid ones
-    param = inspect.signature(detector_class(name).__init__).parameters.get("max_seq_len")
+    cls = detector_class(name)
+    param = inspect.signature(cls.__init__).parameters.get("max_seq_len")
     max_len = None if param is None or param.default is inspect.Parameter.empty else param.default
-    return {"max_seq_len": max_len, **defaults}
+    extra = {"backbone": None} if getattr(cls, "END_TO_END", False) else {}   # tadkit.models.video_detector
+    return {"max_seq_len": max_len, **defaults, **extra}
 
 
 # -- overrides ---------------------------------------------------------------------------------------
@@ -392,6 +400,12 @@ def _check_values(cfg: Config, where) -> None:
     if d.feature_window is not None and not d.feature_window >= 0:
         raise bad("data.feature_window", f"must be >= 0 or null, got {d.feature_window}",
                   "frames per feature (null: from the features' features.json)")
+    for key in ("short_side", "crop_size"):
+        v = getattr(d, key)
+        if v is not None and not v > 0:
+            raise bad(f"data.{key}", f"must be a positive number of pixels or null, got {v}", "e.g. 256 and 224")
+    if d.flow_videos is not None and d.videos is None:
+        raise bad("data.flow_videos", "needs data.videos (the RGB videos)", "set data.videos or drop flow_videos")
     if d.fixed_length is not None and d.fixed_length <= 0:
         raise bad("data.fixed_length", f"must be positive or null, got {d.fixed_length}", "e.g. 100 or null")
     if not 0.0 <= d.window_overlap < 1.0:
@@ -458,7 +472,9 @@ def _resolve_paths(tree: dict, base: Path, only: set | None = None, keys=PATH_KE
         name = key if section is None else f"{section}.{key}"
         if only is not None and name not in only:
             continue
-        node = tree if section is None else tree.get(section)
+        node = tree
+        for part in ([] if section is None else section.split(".")):
+            node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict) or node.get(key) is None:
             continue
         value = node[key]
@@ -493,6 +509,9 @@ def config_from_dict(tree: dict, *, where=None, defaults_fn: Callable[[str], dic
         if key not in defaults:
             raise _unknown_key("model", str(key), ["name", *defaults], where)
         params[key] = _like_default(value, defaults[key])
+    if params.get("backbone") is not None:      # end-to-end: validated, every key filled in
+        from .models.video_detector import backbone_config
+        params["backbone"] = dataclasses.asdict(backbone_config(params["backbone"], where))
     output_dir = tree.get("output_dir")
     if output_dir is not None and not isinstance(output_dir, str):
         raise ConfigError(f"output_dir must be a path, got {output_dir!r}", path=where, fix="write a directory")

@@ -146,10 +146,12 @@ def _run_demo(args):
 
 
 from .engine_commands import ENGINE_COMMANDS  # noqa: E402
+from .video_commands import VIDEO_COMMANDS  # noqa: E402
 
 COMMANDS = {
     "demo": (_reg_demo, _run_demo),
     **ENGINE_COMMANDS,
+    **VIDEO_COMMANDS,
     "synth": (_reg_synth, _run_synth),
     "convert": (_reg_convert, _run_convert),
     "eval": (_reg_eval, _run_eval),

@@ -259,19 +259,28 @@ class VideoDataset(torch.utils.data.Dataset):
         if len(x) != e.num_features:                                   # lengths read cheaply may differ for .pt
             e.num_features = len(x)
             end = min(end, len(x))
+        start, end = self.window_of(index, e, start, end)
+        item = self.targets_of(e, start, end)
+        item["feats"] = torch.from_numpy(np.ascontiguousarray(x[start:end].T))  # (C, T)
+        return item
+
+    def window_of(self, index: int, e: VideoEntry, start: int, end: int) -> tuple[int, int]:
+        """The item's steps ``[start, end)``: a random crop in training (without ``train_windows``)."""
         if self.training and not self.train_windows:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            start, end = random_crop(len(x), self.max_seq_len, e.segments, rng, crop_ratio=self.crop_ratio,
+            start, end = random_crop(e.num_features, self.max_seq_len, e.segments, rng, crop_ratio=self.crop_ratio,
                                      trunc_thresh=self.trunc_thresh)
+        return start, end
+
+    def targets_of(self, e: VideoEntry, start: int, end: int) -> dict:
+        """Everything of an item but its inputs: targets relative to ``start``, ids, timing."""
         # a side that is not cut keeps its segments as they are (a start before the first
         # feature centre is real: an action at 0 s starts at index -window/2/stride)
         lo = start if start > 0 else -np.inf
-        hi = end if end < len(x) else np.inf
+        hi = end if end < e.num_features else np.inf
         thresh = self.trunc_thresh if self.training else 0.0
         segs, idx = crop_segments(e.segments, lo, hi, thresh)
-        feats = torch.from_numpy(np.ascontiguousarray(x[start:end].T))  # (C, T)
         return {
-            "feats": feats,
             "segments": torch.from_numpy((segs - start).astype(np.float32)).reshape(-1, 2),  # (N, 2)
             "labels": torch.from_numpy(e.labels[idx]),                                     # (N,)
             "video_id": e.video_id,

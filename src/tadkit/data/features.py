@@ -36,8 +36,8 @@ import numpy as np
 
 from ..core.errors import DataError
 
-__all__ = ["FeatureStore", "DirectoryFeatureStore", "HDF5FeatureStore", "ConcatFeatureStore", "open_features",
-           "resample_features", "validate_features", "FEATURE_SUFFIXES", "FEATURES_META", "read_features_meta"]
+__all__ = ["FeatureStore", "DirectoryFeatureStore", "HDF5FeatureStore", "MemoryFeatureStore", "ConcatFeatureStore",
+           "open_features", "resample_features", "validate_features", "FEATURE_SUFFIXES", "FEATURES_META", "read_features_meta"]
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".pt")
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -282,6 +282,21 @@ class DirectoryFeatureStore(FeatureStore):
             raise DataError("the .pt file holds no tensor (nor a dict with 'feats')", path=path, video=key,
                             fix="save a (T, C) tensor per video")
         return obj.detach().float().numpy()
+
+
+class MemoryFeatureStore(FeatureStore):
+    """Arrays held in memory, ``{video_id: (T, C)}`` (features made on the fly, e.g. ``tadkit detect``)."""
+
+    def __init__(self, arrays: dict, meta: dict | None = None, where: str = "<memory>"):
+        self._arrays = dict(arrays)
+        self.meta = meta
+        self.where = where
+
+    def _ids(self) -> list[str]:
+        return list(self._arrays)
+
+    def _read(self, key: str) -> np.ndarray:
+        return self._arrays[key]
 
 
 class HDF5FeatureStore(FeatureStore):

@@ -53,6 +53,10 @@ def build_dataset(cfg: Config, subset: str | None, *, training: bool, classes: S
     from ..data.dataset import VideoDataset
     from ..data.features import open_features
     d = cfg.data
+    backbone = cfg.model.params.get("backbone")
+    if backbone is not None or d.videos is not None:
+        return _frame_dataset(cfg, subset, training=training, classes=classes, videos=features,
+                              video_ids=video_ids, annotations=annotations)
     feats = features if features is not None else d.features
     if feats is None:
         raise ConfigError("data.features is not set", path=cfg.source,
@@ -67,6 +71,36 @@ def build_dataset(cfg: Config, subset: str | None, *, training: bool, classes: S
                         train_window_overlap=d.train_window_overlap, missing=d.missing)
 
 
+def _frame_dataset(cfg: Config, subset, *, training: bool, classes=None, videos=None, video_ids=None,
+                   annotations: Annotations | None = None):
+    """End-to-end: a :class:`tadkit.data.frames.FrameDataset` over ``data.videos`` (``videos`` overrides it)."""
+    from ..data.frames import FrameDataset, VideoFrameStore
+    from ..models.video_detector import backbone_config
+    d = cfg.data
+    bb = backbone_config(cfg.model.params.get("backbone"), cfg.source)
+    if bb is None:
+        raise ConfigError("data.videos is set but the model has no backbone", path=cfg.source,
+                          fix="add model.backbone (end-to-end training, pointtad or sptad), or use data.features")
+    source = videos if videos is not None else d.videos
+    if source is None:
+        raise ConfigError("model.backbone is set but data.videos is not", path=cfg.source,
+                          fix="set data.videos to the directory of video files")
+    if isinstance(source, (list, tuple)):
+        source = source[0]
+    if bb.two_stream and d.flow_videos is None:
+        raise ConfigError("model.backbone.two_stream needs data.flow_videos", path=cfg.source,
+                          fix="set data.flow_videos to the directory of flow videos")
+    ann = annotations if annotations is not None else load_annotations(cfg, classes)
+    store = VideoFrameStore(source, fps=d.fps, step_frames=bb.step_frames,
+                            flow_directory=d.flow_videos if bb.two_stream else None)
+    return FrameDataset(ann, store, subset, training=training, max_seq_len=max_seq_len(cfg),
+                        short_side=d.short_side, crop_size=d.crop_size, feature_stride=d.feature_stride,
+                        feature_window=d.feature_window, fixed_length=d.fixed_length,
+                        window_overlap=d.window_overlap, crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh,
+                        video_ids=video_ids, seed=cfg.train.seed, train_windows=d.train_windows,
+                        train_window_overlap=d.train_window_overlap, missing=d.missing)
+
+
 def model_info(cfg: Config, dataset) -> dict:
     """What a checkpoint records about the model: name, sizes, classes, hyperparameters."""
     params = {k: v for k, v in cfg.model.params.items() if k != "max_seq_len"}
@@ -77,8 +111,19 @@ def model_info(cfg: Config, dataset) -> dict:
 def build_model(cfg: Config, info: dict) -> nn.Module:
     """:func:`tadkit.models.build_detector` with the sizes of ``info``."""
     from ..models import build_detector
-    return build_detector(info["name"], num_classes=info["num_classes"], input_dim=info["input_dim"],
-                          max_seq_len=info["max_seq_len"], **info["params"])
+    params = dict(info["params"])
+    backbone = params.pop("backbone", None)
+    if backbone is None:
+        return build_detector(info["name"], num_classes=info["num_classes"], input_dim=info["input_dim"],
+                              max_seq_len=info["max_seq_len"], **params)
+    from ..models.video_detector import VideoDetector, backbone_config, detector_inputs
+    bb = backbone_config(backbone, cfg.source)
+    widths = detector_inputs(bb)
+    if bb.fusion == "levels":
+        params.update(pyramid_input="backbone", backbone_dims=widths)
+    detector = build_detector(info["name"], num_classes=info["num_classes"], input_dim=widths[0],
+                              max_seq_len=info["max_seq_len"], **params)
+    return VideoDetector(detector, bb)
 
 
 def get_collate(dataset) -> Callable:

@@ -87,9 +87,16 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, lr_groups
 
 
 def build_optimizer(model: nn.Module, train_cfg) -> torch.optim.Optimizer:
-    """AdamW (or Adam / SGD) over :func:`parameter_groups` of ``model``."""
-    groups = parameter_groups(model, train_cfg.weight_decay, train_cfg.lr, train_cfg.lr_groups,
-                              train_cfg.no_decay)
+    """AdamW (or Adam / SGD) over :func:`parameter_groups` of ``model``.
+
+    A model with ``lr_multipliers()`` (``{prefix: m}``, e.g. an end-to-end model's backbone at 0.1)
+    gets those prefixes at ``m * train.lr`` unless ``train.lr_groups`` sets them explicitly.
+    """
+    lr_groups = dict(train_cfg.lr_groups or {})
+    multipliers = getattr(model, "lr_multipliers", None)
+    for prefix, m in (multipliers() if callable(multipliers) else {}).items():
+        lr_groups.setdefault(prefix, float(m) * float(train_cfg.lr))
+    groups = parameter_groups(model, train_cfg.weight_decay, train_cfg.lr, lr_groups, train_cfg.no_decay)
     if not groups:
         raise ConfigError("the model has no trainable parameters", fix="check the model configuration")
     betas = tuple(float(b) for b in train_cfg.betas)

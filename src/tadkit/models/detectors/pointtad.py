@@ -399,6 +399,8 @@ class PointTAD(nn.Module):
     Inference: ``detections_per_query`` (1). ``max_seq_len`` is the training window (64 steps).
     """
 
+    END_TO_END = True   # model.backbone: trained from frames (tadkit.models.video_detector)
+
     def __init__(self, num_classes: int, input_dim: int, max_seq_len: int = 64, *,
                  # 1. video features
                  hidden_dim: int = 512,

@@ -338,6 +338,8 @@ class SPTAD(nn.Module):
     ``inference_topk``. ``max_seq_len`` is the training window; any length works at inference.
     """
 
+    END_TO_END = True   # model.backbone: trained from frames (tadkit.models.video_detector)
+
     def __init__(self, num_classes: int, input_dim: int, max_seq_len: int = 192, *,
                  # Sec. 3.1.1-3.1.2: input levels and temporal feature pyramid
                  pyramid: str = "inter", pyramid_input: str = "features", stage_dim: int = 256,

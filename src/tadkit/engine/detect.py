@@ -1,0 +1,128 @@
+"""``tadkit detect``: one video file in, detections (seconds) out — no annotation file, no launcher.
+
+Two kinds of checkpoint:
+
+* **feature-based** (trained on features from ``tadkit extract``): the video is decoded and its
+  I3D features extracted on the fly with ``weights`` and the extraction settings recorded in the
+  ``features.json`` of the config's ``data.features`` (else the ``tadkit extract`` defaults:
+  native fps, stride 4, window 16, short side 256, crop 224); the feature width must be the
+  checkpoint's (1024 for RGB Mixed_5c);
+* **end-to-end** (``model.backbone``): the frames go to the model itself.
+
+Then the run's own inference: sliding windows, merging, the configured (Soft-)NMS, seconds.
+The result is the ActivityNet results dict of that one video.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..core.errors import CheckpointError, ConfigError
+from ..core.io import atomic_write_json
+from ..data.annotations import Annotations, VideoAnnotation
+from . import builders
+from .checkpoint import check_compatible, load_checkpoint, load_weights
+from .distributed import DistContext
+from .inference import detections_per_video, predict_windows, results_dict
+
+__all__ = ["detect", "extraction_settings"]
+
+_DEFAULTS = {"fps": None, "feature_stride": 4, "feature_window": 16, "short_side": 256, "crop": 224,
+             "endpoint": "Mixed_5c"}
+
+
+def extraction_settings(cfg: Config) -> dict:
+    """How the training features were made: ``features.json`` of ``data.features``, else the defaults."""
+    from ..data.features import read_features_meta
+    feats = cfg.data.features
+    first = feats[0] if isinstance(feats, (list, tuple)) and feats else feats
+    meta = read_features_meta(first) if first and Path(first).is_dir() else None
+    out = dict(_DEFAULTS)
+    if meta:
+        out.update({k: meta[k] for k in _DEFAULTS if k in meta})
+    if cfg.data.feature_stride is not None:
+        out["feature_stride"] = cfg.data.feature_stride
+    if cfg.data.feature_window is not None:
+        out["feature_window"] = cfg.data.feature_window
+    return out
+
+
+def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=None, device: str = "auto",
+           progress: bool = True, batch_size: int = 8) -> dict:
+    """Detections of one video file; written to ``out`` (JSON) and drawn to ``picture`` when given."""
+    import torch
+
+    from ..data.video import probe_video
+    from .extract import _resolve_device, extract_video
+    video = Path(video)
+    info_v = probe_video(video)                      # missing, corrupt or empty video: DataError
+    ckpt = load_checkpoint(checkpoint)
+    check_compatible(ckpt, name=cfg.model.name)
+    info = dict(ckpt["model_info"])
+    classes = list(info["classes"])
+    end_to_end = info["params"].get("backbone") is not None
+    vid = video.stem
+    dev = _resolve_device(device)
+
+    if end_to_end:
+        from ..data.frames import FrameDataset, VideoFrameStore
+        from ..models.video_detector import backbone_config
+        bb = backbone_config(info["params"]["backbone"], cfg.source)
+        if bb.two_stream:
+            raise ConfigError("tadkit detect reads RGB only; this checkpoint is two-stream (needs flow videos)",
+                              path=ckpt["path"], fix="predict with `tadkit predict` and data.flow_videos instead")
+        store = VideoFrameStore(files={vid: video}, fps=cfg.data.fps, step_frames=bb.step_frames)
+        ann = Annotations({vid: VideoAnnotation(vid, "detect", float(info_v.duration), np.zeros((0, 2)), [])},
+                          classes=classes)
+        dataset = FrameDataset(ann, store, "detect", training=False, max_seq_len=int(info["max_seq_len"]),
+                               short_side=cfg.data.short_side, crop_size=cfg.data.crop_size,
+                               window_overlap=cfg.data.window_overlap)
+    else:
+        from ..data.dataset import VideoDataset
+        from ..data.features import MemoryFeatureStore
+        from ..models.backbones.i3d import build_i3d
+        if weights is None:
+            raise ConfigError("this checkpoint reads features: tadkit detect needs the I3D weights to make them",
+                              path=ckpt["path"], fix="pass --weights (the file given to tadkit extract)")
+        s = extraction_settings(cfg)
+        if not float(s["feature_stride"]).is_integer() or not float(s["feature_window"]).is_integer():
+            raise ConfigError(f"feature stride/window must be whole frames for extraction, got "
+                              f"{s['feature_stride']}/{s['feature_window']}", path=cfg.source,
+                              fix="set data.feature_stride and data.feature_window (frames)")
+        backbone = build_i3d(weights, final_endpoint=s["endpoint"]).to(dev)
+        if backbone.endpoint_channels(s["endpoint"]) != int(info["input_dim"]):
+            raise CheckpointError(f"the checkpoint reads {info['input_dim']}-d features but I3D {s['endpoint']} "
+                                  f"gives {backbone.endpoint_channels(s['endpoint'])}", path=ckpt["path"],
+                                  fix="use a checkpoint trained on `tadkit extract` features")
+        feats = extract_video(backbone, video, fps=s["fps"], stride=int(s["feature_stride"]),
+                              window=int(s["feature_window"]), short_side=s["short_side"], crop=s["crop"],
+                              batch_size=batch_size, endpoint=s["endpoint"], device=dev)
+        rate = float(s["fps"]) if s["fps"] is not None else float(info_v.fps)
+        store = MemoryFeatureStore({vid: feats}, where=str(video))
+        ann = Annotations({vid: VideoAnnotation(vid, "detect", float(info_v.duration), np.zeros((0, 2)), [])},
+                          classes=classes)
+        dataset = VideoDataset(ann, store, "detect", training=False, max_seq_len=int(info["max_seq_len"]),
+                               fps=rate, feature_stride=float(s["feature_stride"]),
+                               feature_window=float(s["feature_window"]), window_overlap=cfg.data.window_overlap)
+    if int(dataset.input_dim) != int(info["input_dim"]):
+        raise CheckpointError(f"the checkpoint reads {info['input_dim']}-d inputs, this video gives "
+                              f"{dataset.input_dim}", path=ckpt["path"], fix="check the checkpoint and its config")
+    model = builders.build_model(cfg, info)
+    state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    load_weights(model, state, ckpt["path"])
+    model.to(dev)
+    dist = DistContext(device=dev)
+    with torch.no_grad():
+        windows = predict_windows(model, dataset, batch_size=1, dist=dist, progress=progress)
+    dets = detections_per_video(windows, cfg.test)
+    results = results_dict(dets, classes)
+    if out is not None:
+        atomic_write_json(Path(out), results)
+    if picture is not None:
+        from ..viz import plot_timeline
+        plot_timeline(picture, [vid], {vid: float(info_v.duration)}, {}, results["results"], classes=classes,
+                      min_score=0.1)
+    return results
+

@@ -1,0 +1,260 @@
+"""``tadkit extract``: a directory of videos to I3D features that ``tadkit train`` reads.
+
+For every video of ``VIDEO_DIR`` (by file suffix, sorted): decode it (:mod:`tadkit.data.video`:
+native or resampled fps, short side resized, centre crop, RGB to [-1, 1]), cut clips of ``window``
+frames every ``stride`` frames (clip i covers frames ``[i·stride, i·stride + window)``; clips
+running past the end repeat the last frame), run the backbone on batches of clips and average its
+endpoint (``Mixed_5c``: 1024-d) over time and space. ``FEATURE_DIR/<video_id>.npy`` is ``(T, C)``
+float32 with ``T = ceil(frames / stride)``; feature i is centred at ``(i·stride + window/2) / fps``
+seconds, the convention of :class:`tadkit.core.timing.FeatureTiming`.
+
+``FEATURE_DIR/features.json`` records that timing (stride, window, each video's fps, frames and
+duration) and the extraction settings, so ``tadkit train`` takes the timing from it
+(:func:`tadkit.data.features.read_features_meta`) without ``data.fps``/``feature_stride``/
+``feature_window`` in the config.
+
+Resuming: every feature file is written to a temporary name and renamed, so an interrupted video
+leaves no file; a video whose ``.npy`` exists is skipped. A directory extracted with other settings
+is refused rather than mixed. Unreadable videos do not stop the others: each is reported on one
+line, and the run ends with a :class:`~tadkit.core.errors.DataError` (exit 2) naming them.
+
+Decoding runs in a background thread while the backbone computes, so on a GPU the backbone, not
+the decoder, sets the pace (``benchmarks/extract_speed.py`` measures both).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..core.errors import DataError, TadkitError
+from ..core.io import atomic_write_json
+from ..data.features import FEATURES_META, read_features_meta
+from ..data.frames import VIDEO_SUFFIXES, list_videos
+
+__all__ = ["VIDEO_SUFFIXES", "list_videos", "extract_features", "extract_video", "ExtractResult", "to_model_input"]
+
+log = logging.getLogger("tadkit")
+
+# settings that must agree for features to sit in one directory
+_SETTINGS = ("backbone", "endpoint", "fps", "feature_stride", "feature_window", "short_side", "crop")
+
+
+@dataclass
+class ExtractResult:
+    out_dir: Path
+    extracted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)        # already there (resumed)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0                                          # frames decoded by this run
+    seconds: float = 0.0
+
+
+def to_model_input(clips: np.ndarray | torch.Tensor, device) -> torch.Tensor:
+    """uint8 clips ``(N, T, H, W, C)`` -> float ``(N, C, T, H, W)`` in [-1, 1] on ``device``."""
+    x = torch.as_tensor(clips).to(device, non_blocking=True)
+    return x.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
+
+
+def _prefetch(iterator: Iterator, size: int = 3) -> Iterator:
+    """Run ``iterator`` in a background thread (decoding beside the backbone); errors re-raised here."""
+    q: queue.Queue = queue.Queue(maxsize=size)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _clip_batches(path, *, fps, stride, window, short_side, crop, batch_size,
+                  counter: list | None = None) -> Iterator[np.ndarray]:
+    """Batches of ``batch_size`` clips ``(N, window, H, W, 3)`` uint8 (the last may be smaller);
+    ``counter[0]`` counts the decoded frames."""
+    from ..data.video import iter_clips, iter_frames
+    frames = iter_frames(path, fps=fps, short_side=short_side, crop=crop, crop_mode="center",
+                         chunk_size=max(2 * window, batch_size * stride))
+
+    def counted():
+        for chunk in frames:
+            if counter is not None:
+                counter[0] += len(chunk)
+            yield chunk
+
+    pending: list[np.ndarray] = []
+    held = 0
+    for clips in iter_clips(counted(), window=window, stride=stride):
+        pending.append(np.array(clips))            # views into the decoder's buffer: copy
+        held += len(clips)
+        while held >= batch_size:
+            allc = np.concatenate(pending)
+            yield allc[:batch_size]
+            rest = allc[batch_size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield np.concatenate(pending)
+
+
+@torch.no_grad()
+def extract_video(model, path, *, fps: float | None = None, stride: int = 4, window: int = 16,
+                  short_side: int | None = 256, crop: int | None = 224, batch_size: int = 8,
+                  endpoint: str = "Mixed_5c", device=None, amp: bool = False,
+                  counter: list | None = None) -> np.ndarray:
+    """Features ``(T, C)`` float32 of one video (see the module docstring); ``counter[0]`` counts frames."""
+    from ..models.backbones.i3d import i3d_features
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    out = []
+    batches = _prefetch(_clip_batches(path, fps=fps, stride=stride, window=window, short_side=short_side,
+                                      crop=crop, batch_size=batch_size, counter=counter))
+    for clips in batches:                                                   # (N, window, H, W, 3) uint8
+        x = to_model_input(clips, device)                                   # (N, 3, window, H, W)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            f = i3d_features(model, x, endpoint)                            # (N, C)
+        out.append(f.float().cpu())
+    if not out:
+        raise DataError("the video has no frames", path=path, fix="re-encode or remove the file")
+    feats = torch.cat(out).numpy().astype(np.float32)
+    if not np.isfinite(feats).all():
+        raise DataError("the backbone produced NaN/inf features", path=path,
+                        fix="check the weights file and the video")
+    return feats
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError("device 'cuda' requested but no GPU is visible", fix="use --device cpu")
+    return torch.device(device)
+
+
+def _check_settings(out_dir: Path, settings: dict) -> dict:
+    """The existing ``features.json`` (or a fresh one); refuse a directory made with other settings."""
+    meta = read_features_meta(out_dir)
+    if meta is None:
+        return {**settings, "videos": {}}
+    differ = [k for k in _SETTINGS if meta.get(k) != settings[k]]
+    if differ:
+        k = differ[0]
+        raise DataError(f"the feature directory was extracted with {k}={meta.get(k)!r}, this run asks for "
+                        f"{settings[k]!r}", path=out_dir / FEATURES_META,
+                        fix="extract into another --out directory, or repeat the original settings")
+    meta.setdefault("videos", {})
+    return meta
+
+
+def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, stride: int = 4, window: int = 16,
+                     short_side: int | None = 256, crop: int | None = 224, batch_size: int = 8,
+                     endpoint: str = "Mixed_5c", videos: Sequence[str] | None = None, device: str | None = "auto",
+                     amp: bool = False, progress: bool = True, model=None) -> ExtractResult:
+    """``tadkit extract``: features of every video of ``video_dir`` in ``out_dir``; see the module docstring.
+
+    ``model`` replaces the I3D built from ``weights`` (tests, other backbones with the same
+    ``i3d_features`` endpoint contract).
+    """
+    from ..data.video import probe_video
+    if not (isinstance(stride, int) and stride >= 1) or not (isinstance(window, int) and window >= 1):
+        raise DataError(f"--stride and --window must be positive integers, got {stride} and {window}",
+                        fix="e.g. --stride 4 --window 16")
+    if fps is not None and not fps > 0:
+        raise DataError(f"--fps must be positive, got {fps}", fix="omit it to keep each video's frame rate")
+    if batch_size < 1:
+        raise DataError(f"--batch-size must be >= 1, got {batch_size}", fix="e.g. --batch-size 8")
+    found = list_videos(video_dir, videos)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError("the output path exists and is not a directory", path=out, fix="pass a directory for --out")
+    settings = {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
+                "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
+    out.mkdir(parents=True, exist_ok=True)
+    meta = _check_settings(out, settings)
+    dev = _resolve_device(device)
+    if model is None:
+        from ..models.backbones.i3d import build_i3d
+        model = build_i3d(weights, final_endpoint=endpoint)
+    model = model.to(dev).eval()
+
+    result = ExtractResult(out)
+    todo = []
+    for vid, path in found.items():
+        if (out / f"{vid}.npy").is_file() and vid in meta["videos"]:
+            result.skipped.append(vid)
+        else:
+            todo.append((vid, path))
+    from tqdm import tqdm
+    bar = tqdm(total=len(todo), unit="video", desc="extract", disable=not progress or not todo, leave=False)
+    start = time.perf_counter()
+    try:
+        for vid, path in todo:
+            bar.set_postfix_str(vid[:30])
+            try:
+                info = probe_video(path)
+                counter = [0]
+                feats = extract_video(model, path, fps=fps, stride=stride, window=window, short_side=short_side,
+                                      crop=crop, batch_size=batch_size, endpoint=endpoint, device=dev, amp=amp,
+                                      counter=counter)
+            except TadkitError as e:
+                result.failed.append((vid, e.one_line()))
+                log.error(e.one_line())
+                bar.update(1)
+                continue
+            rate = float(fps) if fps is not None else float(info.fps)
+            frames = counter[0]
+            _save_npy(out / f"{vid}.npy", feats)
+            meta["videos"][vid] = {"fps": rate, "frames": frames, "duration": float(info.duration),
+                                   "num_features": int(len(feats)), "source": str(path.name)}
+            atomic_write_json(out / FEATURES_META, meta)
+            result.extracted.append(vid)
+            result.frames += frames
+            bar.update(1)
+    finally:
+        bar.close()
+        result.seconds = time.perf_counter() - start
+    if not (out / FEATURES_META).exists():
+        atomic_write_json(out / FEATURES_META, meta)
+    if result.failed:
+        vid, msg = result.failed[0]
+        more = f" (and {len(result.failed) - 1} more, listed above)" if len(result.failed) > 1 else ""
+        raise DataError(f"{len(result.failed)} of {len(found)} videos could not be read{more}; first: {msg}",
+                        path=video_dir, fix="re-encode or remove those files, then run the same command again "
+                                            "(finished videos are kept and skipped)")
+    return result
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    tmp.replace(path)
