@@ -69,6 +69,7 @@ class DataConfig:
     flow_videos: Optional[str] = None             # same-named flow videos (two-stream, x/y in R/G)
     short_side: Optional[int] = 256               # frames: short side resized to this (null: as decoded)
     crop_size: Optional[int] = 224                # frames: square crop (random in training, centre otherwise)
+    flip: bool = True                             # frames: random horizontal flip in training
 
 
 @dataclass

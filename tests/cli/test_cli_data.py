@@ -1,6 +1,5 @@
 """The data commands end to end: synth, convert, demo — outputs and bad-input behaviour."""
 import json
-import os
 import subprocess
 import sys
 

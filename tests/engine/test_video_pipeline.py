@@ -145,6 +145,38 @@ def test_frame_dataset_items_are_the_decoded_frames(synvideos, tmp_path):
     assert batch["masks"].sum(1).tolist() == [ds[0]["steps"], ds[len(ds) - 1]["steps"]]
 
 
+def test_training_items_flip_half_the_time(synvideos, tmp_path):
+    from tadkit.engine import builders
+    path = _tiny_e2e(synvideos, tmp_path / "run", "pointtad")
+    flipped = builders.build_dataset(load_config(path), "training", training=True)
+    plain = builders.build_dataset(load_config(path, ["data.flip=false"]), "training", training=True)
+    kinds = set()
+    for i in range(len(plain)):
+        a, b = flipped[i]["frames"], plain[i]["frames"]                      # same crop, maybe mirrored
+        same, mirror = torch.equal(a, b), torch.equal(a, b.flip(-1))
+        assert same or mirror
+        kinds.add("mirror" if mirror and not same else "same")
+    assert kinds == {"same", "mirror"}
+
+
+def test_two_stream_end_to_end(synvideos, tmp_path):
+    from tadkit.engine import builders
+    cfg = load_config(_tiny_e2e(synvideos, tmp_path / "run", "sptad"),
+                      [f"data.flow_videos={synvideos / 'videos'}", "model.backbone.two_stream=true"])
+    ds = builders.build_dataset(cfg, "training", training=True)
+    batch = ds.collate([ds[0], ds[1]])
+    assert batch["flow"].shape[1] == 2 and batch["flow"].shape[2:] == batch["frames"].shape[2:]
+    model = builders.build_model(cfg, builders.model_info(cfg, ds))
+    assert model.backbone["flow"].in_channels == 2
+    levels = model.features(batch)                                       # RGB and flow maps per level
+    assert [x.shape[1] for x in levels] == [2 * model.backbone["rgb"].endpoint_channels(e)
+                                            for e in ("Mixed_3c", "Mixed_4f", "Mixed_5c")]
+    loss = model(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone["flow"].parameters())
+
+
 @pytest.mark.parametrize("name", ["pointtad", "sptad"])
 def test_end_to_end_training_learns_and_reloads(synvideos, tmp_path, name, capsys):
     from tadkit.engine.optim import build_optimizer

@@ -1,9 +1,7 @@
 """Sub-commands: each a ``register(subparsers)`` and a ``run(args)``."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from ..core.errors import TadkitError
 from ..core.io import atomic_write_json

@@ -58,5 +58,5 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise DataError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", path=path,
                         fix=f"repair or regenerate the {what}") from None
     except UnicodeDecodeError:
-        raise DataError(f"not a UTF-8 text file", path=path,
+        raise DataError("not a UTF-8 text file", path=path,
                         fix=f"pass the {what}, not a binary file") from None

@@ -12,7 +12,8 @@ timing ``(fps, stride = s, window = s)``. Frame counts come from :func:`tadkit.d
 truncation rule and targets in steps) whose items carry ``frames`` ``(3, L, H, W)`` uint8,
 ``L = steps · s``, decoded for the item's steps only: the short side resized to ``short_side``,
 a ``crop_size`` square cropped at random in training (one offset per item, drawn from the
-item's seed) and at the centre otherwise. Frames past the video end repeat the last frame.
+item's seed) and at the centre otherwise; with ``flip`` (training only) half the items are
+mirrored left-right (flow x negated: ``255 - x``). Frames past the video end repeat the last frame.
 With ``flow_directory`` (two-stream input) the same-named video there holds precomputed optical
 flow, x and y in its first two colour channels (0..255 ↔ −1..1, the usual TV-L1 JPEG encoding
 packed into a video), cropped like the RGB: items then also carry ``flow`` ``(2, L, H, W)``.
@@ -156,7 +157,7 @@ class FrameDataset(VideoDataset):
     """:class:`VideoDataset` over a :class:`VideoFrameStore`: items carry decoded frames (see the module doc)."""
 
     def __init__(self, annotations, store: VideoFrameStore, subset, *, short_side: int | None = 256,
-                 crop_size: int | None = 224, **kwargs):
+                 crop_size: int | None = 224, flip: bool = True, **kwargs):
         for k in ("fps", "feature_stride", "feature_window", "fixed_length"):
             if kwargs.get(k) is not None:
                 raise DataError(f"end-to-end training takes the timing from the videos; data.{k} must be null "
@@ -164,6 +165,7 @@ class FrameDataset(VideoDataset):
         super().__init__(annotations, store, subset, **kwargs)
         self.short_side = short_side
         self.crop_size = crop_size
+        self.flip = bool(flip)
 
     @property
     def step_frames(self) -> int:
@@ -176,6 +178,11 @@ class FrameDataset(VideoDataset):
         item = self.targets_of(e, start, end)
         rng = np.random.default_rng([self.seed, self.epoch, index, 7]) if self.training else None
         x = self.features.read(e.video_id, start, end, short_side=self.short_side, crop=self.crop_size, rng=rng)
+        if rng is not None and self.flip and rng.random() < 0.5:
+            x = {k: v[:, :, ::-1] for k, v in x.items()}                                    # (L, H, W, C) mirrored
+            if "flow" in x:
+                x["flow"] = np.ascontiguousarray(x["flow"])
+                x["flow"][..., 0] = 255 - x["flow"][..., 0]
         item["frames"] = torch.from_numpy(np.ascontiguousarray(x["frames"].transpose(3, 0, 1, 2)))  # (3, L, H, W)
         if "flow" in x:
             item["flow"] = torch.from_numpy(np.ascontiguousarray(x["flow"].transpose(3, 0, 1, 2)))  # (2, L, H, W)

@@ -94,8 +94,8 @@ def _frame_dataset(cfg: Config, subset, *, training: bool, classes=None, videos=
     store = VideoFrameStore(source, fps=d.fps, step_frames=bb.step_frames,
                             flow_directory=d.flow_videos if bb.two_stream else None)
     return FrameDataset(ann, store, subset, training=training, max_seq_len=max_seq_len(cfg),
-                        short_side=d.short_side, crop_size=d.crop_size, feature_stride=d.feature_stride,
-                        feature_window=d.feature_window, fixed_length=d.fixed_length,
+                        short_side=d.short_side, crop_size=d.crop_size, flip=d.flip,
+                        feature_stride=d.feature_stride, feature_window=d.feature_window, fixed_length=d.fixed_length,
                         window_overlap=d.window_overlap, crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh,
                         video_ids=video_ids, seed=cfg.train.seed, train_windows=d.train_windows,
                         train_window_overlap=d.train_window_overlap, missing=d.missing)

@@ -378,7 +378,7 @@ class TAGS(nn.Module):
         _require(num_layers >= 1, f"num_layers must be >= 1, got {num_layers}")
         _require(erosion_kernel >= 1 and erosion_kernel % 2 == 1, f"erosion_kernel must be odd, got {erosion_kernel}")
         _require(len(thresholds) > 0 and all(0 < t < 1 for t in thresholds), "thresholds must lie in (0, 1)")
-        _require(0 <= lambda1 <= 1 and lambda2 >= 0, f"need 0 <= lambda1 <= 1 and lambda2 >= 0")
+        _require(0 <= lambda1 <= 1 and lambda2 >= 0, "need 0 <= lambda1 <= 1 and lambda2 >= 0")
         _require(inference_topk >= 1 and consistency_topk >= 1, "inference_topk and consistency_topk must be >= 1")
         self.num_classes, self.input_dim, self.max_seq_len = num_classes, input_dim, max_seq_len
         self.scales = scales
