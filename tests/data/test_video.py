@@ -33,7 +33,9 @@ def _ids(frames, step=6):
     return np.round(frames[..., 2].mean(axis=(1, 2)) / step).astype(int)
 
 
-def _write(path, frames, fps=25, pts0=0, gop=None, options=None, container_options=None):
+def _write(path, frames, fps=25, pts0=0, gop=None, options=None, container_options=None, pts=None, tb=None):
+    """Frame i at ``pts0 + i`` in units of ``1/fps``, or at ``pts[i]`` in units of ``tb`` (default ``1/fps``)."""
+    pts = [pts0 + i for i in range(len(frames))] if pts is None else pts
     with av.open(str(path), "w", options=container_options or {}) as c:
         s = c.add_stream("libx264rgb", rate=fps)
         s.height, s.width = frames.shape[1:3]
@@ -41,9 +43,11 @@ def _write(path, frames, fps=25, pts0=0, gop=None, options=None, container_optio
         s.options = {"crf": "0", **(options or {})}
         if gop:
             s.codec_context.gop_size = gop
+        if tb:
+            s.codec_context.time_base = tb      # else the encoder rounds every pts to 1/fps
         for i, a in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(a, format="rgb24")
-            vf.pts, vf.time_base = pts0 + i, Fraction(1, fps)
+            vf.pts, vf.time_base = pts[i], tb or Fraction(1, fps)
             for p in s.encode(vf):
                 c.mux(p)
         for p in s.encode():
@@ -225,6 +229,133 @@ def test_start_end_frames_with_seeking(tmp_path, monkeypatch):
     assert np.array_equal(read_frames(p, fps=10, start_frame=4, **RAW), full[4:])
 
 
+# Native-rate seeking: B-frames need a lossy encode (x264 makes none when lossless), so these
+# compare a part-way read with the same frames of a full decode rather than with the pixels.
+BFRAMES = {"crf": "10", "bf": "2", "x264-params": "b-adapt=0"}
+
+
+def _count_decoded(monkeypatch):
+    """Count the frames the decoder hands out (each decoded frame once, whatever is kept)."""
+    count = [0]
+    real = video._Decoder.frames
+
+    def frames(self):
+        for item in real(self):
+            count[0] += 1
+            yield item
+
+    monkeypatch.setattr(video._Decoder, "frames", frames)
+    return count
+
+
+@pytest.fixture(scope="module", params=["mp4", "mkv"])
+def bframes_gop5(request, tmp_path_factory):
+    """60 frames at 25 fps, a keyframe every 5 frames (0, 5, ..., 55), two B-frames between references."""
+    frames = _pattern(60, 48, 64, step=4)
+    path = _write(tmp_path_factory.mktemp("b") / f"bf.{request.param}", frames, gop=5, options=BFRAMES)
+    with av.open(str(path)) as c:
+        packets = [(p.pts, p.is_keyframe) for p in c.demux(c.streams.video[0]) if p.size]
+    pts = [q for q, _ in packets]
+    assert pts != sorted(pts)                               # decode order differs: real B-frames
+    step = sorted(pts)[1] - sorted(pts)[0]
+    assert [q // step for q, key in packets if key] == list(range(0, 60, 5))
+    return path
+
+
+@pytest.mark.parametrize("s,e", [(5, 12), (10, 11), (7, 13), (13, 14), (4, 30), (1, None), (50, None),
+                                 (52, None), (58, 59), (59, None), (57, 100), (60, None), (75, 90)])
+def test_native_start_end_equals_full_decode(bframes_gop5, s, e):
+    # keyframe starts (5, 10, 50), mid-GOP starts, near the end, an end past the last frame, past the end
+    full = read_frames(bframes_gop5, **RAW)
+    assert len(full) == 60 and np.array_equal(_ids(full, step=4), np.arange(60))
+    got = read_frames(bframes_gop5, start_frame=s, end_frame=e, **RAW)
+    assert got.shape == full[s:e].shape and np.array_equal(got, full[s:e])
+    chunks = list(iter_frames(bframes_gop5, start_frame=s, end_frame=e, chunk_size=3, **RAW))
+    assert sum(map(len, chunks)) == len(got) and (not chunks or np.array_equal(np.concatenate(chunks), got))
+
+
+def test_native_late_start_seeks(bframes_gop5, monkeypatch):
+    full = read_frames(bframes_gop5, **RAW)
+    count = _count_decoded(monkeypatch)
+    for s, e, keyframe in ((52, None, 50), (50, 54, 50), (33, 40, 30)):
+        count[0] = 0
+        assert np.array_equal(read_frames(bframes_gop5, start_frame=s, end_frame=e, **RAW), full[s:e])
+        # the first frame (to anchor times), then the keyframe at or before s through the last frame kept
+        assert count[0] == 1 + (e or 60) - keyframe < s, (s, e, count[0])
+    count[0] = 0
+    read_frames(bframes_gop5, start_frame=3, end_frame=5, **RAW)
+    assert count[0] == 1 + 5                                # within the first GOP: frames 0-4 after the anchor
+
+
+def test_native_seek_past_target_falls_back(bframes_gop5, monkeypatch):
+    full = read_frames(bframes_gop5, **RAW)
+    count = _count_decoded(monkeypatch)
+    real_seek = video._Decoder.seek
+    monkeypatch.setattr(video._Decoder, "seek", lambda self, t: real_seek(self, t + 0.5))
+    assert np.array_equal(read_frames(bframes_gop5, start_frame=32, end_frame=40, **RAW), full[32:40])
+    assert count[0] > 40                                    # decoded again from the first frame
+    monkeypatch.setattr(video._Decoder, "seek", lambda self, t: False)   # a container that cannot seek
+    assert np.array_equal(read_frames(bframes_gop5, start_frame=32, **RAW), full[32:])
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+@pytest.mark.parametrize("kind", ["gap", "slower", "jitter"])
+def test_native_start_with_irregular_timestamps(tmp_path, monkeypatch, ext, kind):
+    # Frame k of a native read is the k-th decoded frame. Where timestamps do not give k
+    # (a missing frame slot, a rate change, jitter), reading must not trust them.
+    frames = _pattern(60, 48, 64, step=4)
+    tb = Fraction(1, 100)
+    pts = {"gap": [4 * i + (4 if i >= 30 else 0) for i in range(60)],               # slot 30 empty
+           "slower": [4 * i if i < 30 else 120 + 8 * (i - 30) for i in range(60)],  # 25 fps, then 12.5
+           "jitter": [4 * i + (0, 1, -1, 2)[i % 4] for i in range(60)]}[kind]      # up to half a frame
+    p = _write(tmp_path / f"{kind}.{ext}", frames, gop=5, options=BFRAMES, pts=pts, tb=tb)
+    full = read_frames(p, **RAW)
+    assert len(full) == 60
+    count = _count_decoded(monkeypatch)
+    for s, e in ((31, 40), (40, None), (52, 53), (5, 12)):
+        count[0] = 0
+        assert np.array_equal(read_frames(p, start_frame=s, end_frame=e, **RAW), full[s:e]), (s, e)
+        if kind == "gap":
+            assert count[0] >= (e or 60)                    # not trusted: decoded from the start
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_native_start_on_a_file_cut_inside_a_gop(tmp_path, monkeypatch, ext):
+    # Without its first two packets (frames 0 and 3) the decoder drops frames up to the
+    # keyframe at 5, so native frame k is encoded frame k + 5, which a seek must respect.
+    src = _write(tmp_path / f"src.{ext}", _pattern(60, 48, 64, step=4), gop=5, options=BFRAMES)
+    cut = tmp_path / f"cut.{ext}"
+    with av.open(str(src)) as ic, av.open(str(cut), "w") as oc:
+        ost = oc.add_stream_from_template(ic.streams.video[0])
+        for i, pkt in enumerate(p for p in ic.demux(ic.streams.video[0]) if p.size):
+            if i >= 2:
+                pkt.stream = ost
+                oc.mux(pkt)
+    full = read_frames(cut, **RAW)
+    assert np.array_equal(_ids(full, step=4), np.arange(5, 60))
+    count = _count_decoded(monkeypatch)
+    for s, e in ((3, 9), (12, 20), (45, None), (50, None)):
+        count[0] = 0
+        assert np.array_equal(read_frames(cut, start_frame=s, end_frame=e, **RAW), full[s:e]), (s, e)
+        if ext == "mp4" and s >= 12:
+            assert count[0] < s                               # seeked (the mkv's duration disagrees: no seek)
+
+
+def test_native_start_real_clip(videos, monkeypatch):
+    path = videos / "bikes.mp4"                             # 250 frames, keyframes 0 30 76 137 187 242
+    kw = dict(short_side=48, crop=None)
+    full = read_frames(path, **kw)
+    assert len(full) == 250
+    count = _count_decoded(monkeypatch)
+    for s, e in ((186, 250), (30, 40), (100, 164), (245, 300), (249, None)):
+        count[0] = 0
+        assert np.array_equal(read_frames(path, start_frame=s, end_frame=e, **kw), full[s:e]), (s, e)
+        assert count[0] < s
+    count[0] = 0
+    read_frames(path, start_frame=186, end_frame=250, **kw)  # the last 64 frames: from keyframe 137
+    assert count[0] == 1 + 250 - 137
+
+
 def test_big_real_clip_streams_in_chunks(videos):
     path = videos / "bigbuckbunny.mp4"                   # 1280x720 with audio (ignored)
     sizes = []
@@ -404,6 +535,8 @@ def test_corrupt_packet_raises_with_frame_index(tmp_path, clip25, no_hang):
         for chunk in iter_frames(dst, chunk_size=4, **RAW):
             got.append(len(chunk))
     assert str(dst) in str(e.value) and sum(got) == 20
+    with pytest.raises(DataError, match="decoding failed at frame 20"):   # counted after a seek too
+        read_frames(dst, start_frame=12, **RAW)
 
 
 @pytest.mark.parametrize("kwargs,name", [

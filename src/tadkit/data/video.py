@@ -47,10 +47,20 @@ Clips
     ``window - 1 + chunk`` frames.
 
 Starting part-way
-    ``start_frame`` / ``end_frame`` select output frames ``[start_frame, end_frame)``. With
+    ``start_frame`` / ``end_frame`` select output frames ``[start_frame, end_frame)``, always
+    the same frames as a read from the beginning would give at those positions. With
     ``fps`` set, decoding seeks to the last keyframe before ``start_frame / fps`` (and falls
-    back to decoding from the start if the container seeks past it); without ``fps`` frame
-    indices are counts of decoded frames, so decoding always starts at the beginning.
+    back to decoding from the start if the container seeks past it). Without ``fps`` frame
+    indices stay counts of decoded frames; on a stream whose timestamps say so - the frame
+    count matching the duration at the average rate, the base rate agreeing with it - frame
+    ``k`` is the one at ``t0 + k/fps`` (``t0`` the first decoded frame's time), so decoding
+    seeks to the last keyframe at or before ``start_frame``'s time, skips frames decoded
+    ahead of that keyframe, and takes the keyframe's index from its time. Every frame from
+    there to ``start_frame`` must lie within a quarter frame of its index, one index after
+    the other, and past ``start_frame`` frames are counted. Otherwise (a variable rate, a
+    missing frame, jittery or missing timestamps, a container that cannot seek or seeks
+    past the target, no keyframe before the target) decoding starts at the beginning.
+    After a seek, damage before the keyframe reached is not decoded, so not reported.
 
 Errors
     Every problem with a file is a :class:`~tadkit.core.errors.DataError` whose one-line
@@ -404,7 +414,9 @@ def iter_frames(path: str | os.PathLike, *, fps: float | None = None, short_side
     (``None``: a fresh unseeded generator, not reproducible).
     ``start_frame`` / ``end_frame`` select output frames ``[start_frame, end_frame)``
     (output indices, i.e. after resampling); frames past the end of the video are not
-    produced. ``threads`` is the decoder's (and scaler's) thread count, 0 letting FFmpeg
+    produced. A late ``start_frame`` seeks to the keyframe before it where the timestamps
+    make that safe, at native rate too, and otherwise decodes from the beginning; the frames
+    are the same either way (see "Starting part-way" in the module docstring). ``threads`` is the decoder's (and scaler's) thread count, 0 letting FFmpeg
     choose; use 1 inside data-loader workers.
 
     Raises :class:`DataError` naming the file for a missing, unreadable, audio-only,
@@ -468,17 +480,98 @@ def _converter(geo: _Geometry, threads: int):
 
 def _native(p, info, start, end, threads, convert) -> Iterator[np.ndarray]:
     dec = _Decoder(p, info, threads)
-    frames = dec.frames()
+    frames = None
     try:
-        for k, (_, frame) in enumerate(frames):
-            if end is not None and k >= end:
-                return
+        if start > 0:
+            frames = _seek_native(dec, start)
+            if frames is None:
+                # Seeking was not possible or not safe: decode from the beginning instead.
+                dec.close()
+                dec = _Decoder(p, info, threads)
+        if frames is None:
+            frames = dec.frames()
+        for _, frame in frames:
+            k = dec.index                   # this frame's index: counted, or set by _seek_native
             if k >= start:
                 yield convert(frame)
+                if end is not None and k + 1 >= end:
+                    return
         dec.check_complete()
     finally:
-        frames.close()
+        if frames is not None:
+            frames.close()
         dec.close()
+
+
+def _steady_rate(dec: _Decoder) -> bool:
+    """Whether native frame ``k`` can be found by time: the stream looks constant-rate and gapless.
+
+    The frame count must match the duration at the average rate, and the base rate (the
+    finest rate the timestamps fit, FFmpeg's r_frame_rate) must agree with the average rate
+    to within a quarter frame over the whole video; a dropped frame or a variable rate
+    breaks one or the other.
+    """
+    info, stream = dec.info, dec.stream
+    if not dec.tb:
+        return False
+    rates = []
+    for rate in (stream.average_rate, stream.base_rate):
+        if rate is None or rate.denominator == 0 or rate <= 0:
+            return False
+        rates.append(float(rate))
+    avg, base = rates
+    n, d = info.num_frames, info.duration
+    return avg == info.fps and abs(d * avg - n) <= 0.5 and abs(d * (avg - base)) <= 0.25
+
+
+def _seek_native(dec: _Decoder, start: int):
+    """Frames from native frame ``start`` on (the decoder's ``index`` set), by seeking; None if unsafe.
+
+    Native frame ``k`` is the ``k``-th decoded frame. On a steady-rate stream (see
+    :func:`_steady_rate`) it is the frame at time ``t0 + k/fps``, ``t0`` the first decoded
+    frame's time (so frames a decoder drops at the start are accounted for). Decoding seeks
+    to the last keyframe at or before ``start``'s time, skips any frame decoded ahead of the
+    first keyframe (leading frames of an open GOP, which may be damaged), and takes the
+    keyframe's index from its time; every frame from there to ``start`` must have a
+    timestamp that lands within a quarter frame of its index. Past ``start`` frames are
+    counted, as in a decode from the beginning. Returns None (decoding from the beginning
+    is then the only safe way) when the stream is not steady, a timestamp is missing or off
+    its index, the container cannot seek or seeks past ``start``, or no keyframe comes
+    before ``start``; the decoder must then be reopened.
+    """
+    if not _steady_rate(dec):
+        return None
+    fps = dec.info.fps
+    frames = dec.frames()
+    first = next(frames, None)
+    frames.close()
+    if first is None or first[1].pts is None:
+        return None
+    t0 = first[0]
+    # A quarter frame past start's time, so a keyframe at start with a rounded timestamp counts.
+    if not dec.seek(t0 + (start + 0.25) / fps):
+        return None
+    frames = dec.frames()
+    for t, frame in frames:
+        x = (t - t0) * fps
+        k = int(round(x))
+        if frame.pts is None or abs(x - k) > 0.25:
+            break                           # missing or off-grid timestamp
+        if dec.index is None:               # before the first keyframe
+            if k > start:
+                break                       # the container seeked past start
+            if not frame.key_frame:
+                continue
+            dec.index = k
+        elif k != dec.index:
+            break                           # a gap or an extra frame: counting and time disagree
+        if k == start:
+            return _chain((t, frame), frames)
+    else:
+        if dec.index is not None:
+            return frames                   # the video ends before start: nothing to yield
+    frames.close()
+    return None
 
 
 def _resampled(p, info, fps, start, end, threads, convert) -> Iterator[np.ndarray]:
