@@ -177,6 +177,33 @@ def test_two_stream_end_to_end(synvideos, tmp_path):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone["flow"].parameters())
 
 
+def test_flow_frame_folders_are_cropped_like_the_rgb(synvideos, tmp_path):
+    """Flow given as folders of flow_x / flow_y images: made here from the decoded RGB (R as x, G as y),
+    so every item's flow must equal its RGB's first two channels, random crops and flips included."""
+    from PIL import Image
+
+    from tadkit.engine import builders
+    flow = tmp_path / "flow"
+    for video in sorted((synvideos / "videos").glob("*.mp4")):
+        frames = read_frames(video, short_side=None, crop=None)
+        (flow / video.stem).mkdir(parents=True)
+        for k, f in enumerate(frames):
+            Image.fromarray(f[..., 0]).save(flow / video.stem / f"flow_x_{k + 1:05d}.png")
+            Image.fromarray(f[..., 1]).save(flow / video.stem / f"flow_y_{k + 1:05d}.png")
+    cfg = load_config(_tiny_e2e(synvideos, tmp_path / "run", "sptad"),
+                      [f"data.flow_videos={flow}", "model.backbone.two_stream=true", "data.short_side=null"])
+    for subset, training in (("training", True), ("testing", False)):
+        ds = builders.build_dataset(cfg, subset, training=training)
+        for i in range(len(ds)):
+            item = ds[i]
+            rgb, fl = item["frames"][:2].clone(), item["flow"]
+            if training and not torch.equal(fl[1], rgb[1]):
+                pytest.fail("flow and RGB got different crops")
+            if training and torch.equal(fl[0], 255 - rgb[0]) and not torch.equal(fl[0], rgb[0]):
+                rgb[0] = 255 - rgb[0]                                             # mirrored: flow x negated
+            assert torch.equal(fl, rgb)
+
+
 @pytest.mark.parametrize("name", ["pointtad", "sptad"])
 def test_end_to_end_training_learns_and_reloads(synvideos, tmp_path, name, capsys):
     from tadkit.engine.optim import build_optimizer

@@ -14,9 +14,12 @@ truncation rule and targets in steps) whose items carry ``frames`` ``(3, L, H, W
 a ``crop_size`` square cropped at random in training (one offset per item, drawn from the
 item's seed) and at the centre otherwise; with ``flip`` (training only) half the items are
 mirrored left-right (flow x negated: ``255 - x``). Frames past the video end repeat the last frame.
-With ``flow_directory`` (two-stream input) the same-named video there holds precomputed optical
-flow, x and y in its first two colour channels (0..255 ↔ −1..1, the usual TV-L1 JPEG encoding
-packed into a video), cropped like the RGB: items then also carry ``flow`` ``(2, L, H, W)``.
+With ``flow_directory`` (two-stream input) each video id has precomputed optical flow there,
+either as a same-named video whose first two colour channels hold x and y, or as a same-named
+folder of flow frames (``*x*NNNNN.jpg`` and ``*y*NNNNN.jpg`` grey images, e.g. ``flow_x_00001.jpg``,
+the usual TV-L1 output; sorted by name, pair k = frame k), in both cases 0..255 ↔ −1..1 and one
+flow frame per video frame at the store's frame rate. Flow is resized and cropped like the RGB
+(same offsets): items then also carry ``flow`` ``(2, L, H, W)``.
 
 :meth:`FrameDataset.collate` pads frames with zeros to the longest item and gives ``masks``
 ``(B, T)`` over steps; ``feats`` is absent: the model makes its features from ``frames``.
@@ -63,6 +66,74 @@ def list_videos(video_dir, videos: Sequence[str] | None = None) -> dict[str, Pat
     return found
 
 
+_FLOW_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _flow_sources(directory) -> dict[str, Path]:
+    """``{video_id: video file or folder of flow frames}`` in a flow directory."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise DataError("flow directory not found", path=d, fix="set data.flow_videos to the flow directory")
+    found = {p.name: p for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    try:
+        for vid, p in list_videos(d).items():
+            found.setdefault(vid, p)
+    except DataError:
+        if not found:
+            raise
+    return found
+
+
+def _flow_frame_files(folder: Path, video: str) -> tuple[list[Path], list[Path]]:
+    files = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in _FLOW_IMAGE_SUFFIXES]
+    xs = [p for p in files if "x" in p.stem.lower().replace("flow", "", 1).rstrip("0123456789")]
+    ys = [p for p in files if "y" in p.stem.lower().replace("flow", "", 1).rstrip("0123456789")]
+    if not xs or len(xs) != len(ys):
+        raise DataError(f"flow frames must come in x / y pairs (found {len(xs)} x and {len(ys)} y images)",
+                        path=folder, video=video, fix="name them flow_x_00001.jpg, flow_y_00001.jpg, ...")
+    return xs, ys
+
+
+def _read_flow_images(folder: Path, lo: int, n: int, *, short_side, crop, seed, video: str) -> np.ndarray:
+    """Flow frames ``[lo, lo + n)`` (past the end: the last repeated) as ``(n, H, W, 2)`` uint8,
+    resized (bilinear) and cropped with the offsets the RGB frames got from the same ``seed``."""
+    from PIL import Image
+
+    from .video import _resized_size
+    xs, ys = _flow_frame_files(folder, video)
+    out = []
+    geometry = None
+    for k in range(lo, lo + n):
+        k = min(k, len(xs) - 1)
+        pair = []
+        for p in (xs[k], ys[k]):
+            try:
+                img = Image.open(p).convert("L")
+            except (OSError, ValueError) as e:
+                raise DataError(f"cannot read the flow frame ({type(e).__name__})", path=p, video=video,
+                                fix="re-extract the flow frames") from None
+            w, h = _resized_size(img.width, img.height, short_side)
+            if (w, h) != img.size:
+                img = img.resize((w, h), Image.BILINEAR)
+            pair.append(np.asarray(img))
+        if geometry is None:
+            h, w = pair[0].shape
+            if crop is None:
+                geometry = (0, 0, w, h)
+            elif crop > w or crop > h:
+                raise DataError(f"crop={crop} is larger than the {w}x{h} flow frame", path=folder, video=video,
+                                fix="lower data.crop_size or raise data.short_side")
+            elif seed is None:
+                geometry = ((w - crop) // 2, (h - crop) // 2, crop, crop)
+            else:                       # the draw order of tadkit.data.video's random crop: y, then x
+                gen = np.random.default_rng(seed)
+                y0 = int(gen.integers(0, h - crop + 1))
+                geometry = (int(gen.integers(0, w - crop + 1)), y0, crop, crop)
+        x0, y0, cw, ch = geometry
+        out.append(np.stack([a[y0:y0 + ch, x0:x0 + cw] for a in pair], axis=-1))
+    return np.stack(out)                                                                   # (n, H, W, 2)
+
+
 class VideoFrameStore:
     """A directory of videos seen as a feature store of ``step_frames``-frame steps (see the module doc)."""
 
@@ -79,7 +150,7 @@ class VideoFrameStore:
             raise ValueError("pass a video directory or a {video_id: path} mapping (files=)")
         self.where = os.fspath(directory) if directory is not None else ", ".join(map(os.fspath, files.values()))
         self.videos = list_videos(directory) if directory is not None else {k: Path(v) for k, v in files.items()}
-        self.flow = list_videos(flow_directory) if flow_directory is not None else None
+        self.flow = _flow_sources(flow_directory) if flow_directory is not None else None
         self.fps = None if fps is None else float(fps)
         self.step_frames = int(step_frames)
         self.meta = {"feature_stride": float(step_frames), "feature_window": float(step_frames), "videos": {}}
@@ -140,6 +211,10 @@ class VideoFrameStore:
         out = {}
         sources = [("frames", self.videos[key])] + ([("flow", self.flow[key])] if self.flow is not None else [])
         for name, path in sources:
+            if name == "flow" and path.is_dir():
+                out[name] = _read_flow_images(path, lo, n, short_side=short_side, crop=crop, seed=seed,
+                                              video=video_id)
+                continue
             x = read_frames(path, fps=self.fps, short_side=short_side, crop=crop,
                             crop_mode="center" if seed is None else "random",
                             rng=None if seed is None else np.random.default_rng(seed),
