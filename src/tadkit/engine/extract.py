@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, TadkitError
-from ..core.io import atomic_write_json
+from ..core.io import atomic_path, atomic_write_json
 from ..data.features import FEATURES_META, read_features_meta
 from ..data.frames import VIDEO_SUFFIXES, list_videos
 
@@ -231,7 +231,8 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
                 continue
             rate = float(fps) if fps is not None else float(info.fps)
             frames = counter[0]
-            _save_npy(out / f"{vid}.npy", feats)
+            with atomic_path(out / f"{vid}.npy", suffix=".npy") as tmp:   # no half-written file
+                np.save(tmp, feats)
             meta["videos"][vid] = {"fps": rate, "frames": frames, "duration": float(info.duration),
                                    "num_features": int(len(feats)), "source": str(path.name)}
             atomic_write_json(out / FEATURES_META, meta)
@@ -251,10 +252,3 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
                                             "(finished videos are kept and skipped)")
     return result
 
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` through a temporary file and a rename (no half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    tmp.replace(path)
