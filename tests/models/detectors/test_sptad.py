@@ -12,7 +12,7 @@ from tadkit.models import build_detector
 from tadkit.models.detectors.sptad import (SPTAD, SparseInteraction, TemporalFeaturePyramid, apply_deltas,
                                            pyramid_level, roi_align_1d)
 from tadkit.models.set_prediction import cw_to_se
-from tests.models.helpers import fill_padding, prefix_mask
+from tests.models.helpers import fill_padding, pattern_batch, prefix_mask
 
 K, C, T = 3, 6, 64
 TINY = dict(hidden_dim=16, stage_dim=8, ffn_dim=32, dynamic_dim=4, attn_heads=2, num_proposals=8, roi_size=4,
@@ -26,16 +26,9 @@ def tiny(**kw) -> SPTAD:
 
 def toy_batch(lengths=(64, 40), seed=0):
     """Noise with a class pattern inside each action; padding filled with garbage."""
-    g = torch.Generator().manual_seed(seed)
     segments = [torch.tensor([[4.0, 14.0], [30.0, 50.0]]), torch.tensor([[6.0, 20.0]])]
     labels = [torch.tensor([0, 2]), torch.tensor([1])]
-    proto = torch.randn(K, C, generator=g) * 2
-    feats = torch.randn(len(lengths), C, T, generator=g) * 0.3
-    for b, (segs, labs) in enumerate(zip(segments, labels)):
-        for (s, e), lab in zip(segs.long().tolist(), labs.tolist()):
-            feats[b, :, s:e + 1] += proto[lab][:, None]
-    masks = prefix_mask(list(lengths), T)
-    return {"feats": fill_padding(feats, masks), "masks": masks, "segments": segments, "labels": labels}
+    return pattern_batch(segments, labels, lengths, K, C, T, seed)
 
 
 # ---------------------------------------------------------------------------- 1-D RoI align

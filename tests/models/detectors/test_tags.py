@@ -14,7 +14,7 @@ from tadkit.core.errors import ConfigError
 from tadkit.models import build_detector
 from tadkit.models.detectors import _tags_losses as L
 from tadkit.models.detectors.tags import LOSS_TERMS, TAGS, mask_candidates
-from tests.models.helpers import fill_padding, prefix_mask
+from tests.models.helpers import fill_padding, pattern_batch, prefix_mask
 
 K, C, T = 3, 8, 32
 TINY = dict(embed_dim=16, num_heads=2, mask_dim=16, scales=(1, 2), dropout=0.0, inference_topk=20)
@@ -27,16 +27,9 @@ def tiny(**kw) -> TAGS:
 
 def toy_batch(lengths=(32, 24), seed=0):
     """Noise with a class pattern inside each action; a nested action; padding filled with garbage."""
-    g = torch.Generator().manual_seed(seed)
     segments = [torch.tensor([[3.0, 12.0], [6.0, 8.0], [18.0, 27.0]]), torch.tensor([[2.0, 9.0], [14.0, 20.0]])]
     labels = [torch.tensor([0, 1, 2]), torch.tensor([1, 0])]
-    proto = torch.randn(K, C, generator=g) * 2
-    feats = torch.randn(len(lengths), C, T, generator=g) * 0.3
-    for b, (segs, labs) in enumerate(zip(segments, labels)):
-        for (s, e), lab in zip(segs.long().tolist(), labs.tolist()):
-            feats[b, :, s:e + 1] += proto[lab][:, None]
-    masks = prefix_mask(list(lengths), T)
-    return {"feats": fill_padding(feats, masks), "masks": masks, "segments": segments, "labels": labels}
+    return pattern_batch(segments, labels, lengths, K, C, T, seed)
 
 
 # ---------------------------------------------------------------------------- Sec. 3.3 ground truth
