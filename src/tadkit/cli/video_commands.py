@@ -27,7 +27,7 @@ def _reg_extract(sub):
     p.add_argument("--crop", type=int, default=224, help="centre crop size (224)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per backbone batch (8)")
     p.add_argument("--videos", nargs="+", metavar="ID", help="extract only these videos")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: the GPU when present")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on GPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -60,7 +60,7 @@ def _reg_detect(sub):
     p.add_argument("--picture", help="timeline picture to write (default: beside --out, .png)")
     p.add_argument("--top", type=int, default=20, help="rows of the printed table (20)")
     p.add_argument("--min-score", type=float, default=0.0, help="leave detections below this out of the table")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: the GPU when present")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. test.nms=hard")
 
 

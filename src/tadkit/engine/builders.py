@@ -63,12 +63,16 @@ def build_dataset(cfg: Config, subset: str | None, *, training: bool, classes: S
                           fix="set data.features to the feature directory (or a list of them)")
     ann = annotations if annotations is not None else load_annotations(cfg, classes)
     store = open_features(feats, layout=d.layout, max_length_gap=d.max_length_gap)
-    return VideoDataset(ann, store, subset, training=training, max_seq_len=max_seq_len(cfg), fps=d.fps,
-                        feature_stride=d.feature_stride, feature_window=d.feature_window,
-                        fixed_length=d.fixed_length, window_overlap=d.window_overlap,
-                        crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh, video_ids=video_ids,
-                        seed=cfg.train.seed, train_windows=d.train_windows,
-                        train_window_overlap=d.train_window_overlap, missing=d.missing)
+    return VideoDataset(ann, store, subset, fps=d.fps, **_dataset_options(cfg, training, video_ids))
+
+
+def _dataset_options(cfg: Config, training: bool, video_ids) -> dict:
+    """The ``data.*`` windowing, timing and target settings every dataset kind takes."""
+    d = cfg.data
+    return dict(training=training, max_seq_len=max_seq_len(cfg), feature_stride=d.feature_stride,
+                feature_window=d.feature_window, fixed_length=d.fixed_length, window_overlap=d.window_overlap,
+                crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh, video_ids=video_ids, seed=cfg.train.seed,
+                train_windows=d.train_windows, train_window_overlap=d.train_window_overlap, missing=d.missing)
 
 
 def _frame_dataset(cfg: Config, subset, *, training: bool, classes=None, videos=None, video_ids=None,
@@ -93,12 +97,8 @@ def _frame_dataset(cfg: Config, subset, *, training: bool, classes=None, videos=
     ann = annotations if annotations is not None else load_annotations(cfg, classes)
     store = VideoFrameStore(source, fps=d.fps, step_frames=bb.step_frames,
                             flow_directory=d.flow_videos if bb.two_stream else None)
-    return FrameDataset(ann, store, subset, training=training, max_seq_len=max_seq_len(cfg),
-                        short_side=d.short_side, crop_size=d.crop_size, flip=d.flip,
-                        feature_stride=d.feature_stride, feature_window=d.feature_window, fixed_length=d.fixed_length,
-                        window_overlap=d.window_overlap, crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh,
-                        video_ids=video_ids, seed=cfg.train.seed, train_windows=d.train_windows,
-                        train_window_overlap=d.train_window_overlap, missing=d.missing)
+    return FrameDataset(ann, store, subset, short_side=d.short_side, crop_size=d.crop_size, flip=d.flip,
+                        **_dataset_options(cfg, training, video_ids))
 
 
 def model_info(cfg: Config, dataset) -> dict:

@@ -116,6 +116,17 @@ def check_compatible(ckpt: dict, *, name: str, num_classes: int | None = None, i
                               f"{input_dim}-d", path=path, fix="pass the features the model was trained on")
 
 
+def checkpoint_weights(ckpt: dict, weights: str = "auto") -> dict:
+    """The state dict to predict with: ``auto`` (the EMA weights when the checkpoint has them, as
+    training evaluates), ``ema`` or ``model`` (the raw weights)."""
+    if weights not in ("auto", "ema", "model"):
+        raise ValueError(f"weights must be auto, ema or model, got {weights!r}")
+    if weights == "ema" and ckpt.get("ema") is None:
+        raise CheckpointError("the checkpoint has no EMA weights (trained with train.ema_decay=null)",
+                              path=ckpt.get("path"), fix="use the raw weights (weights='model')")
+    return ckpt["ema"] if weights != "model" and ckpt.get("ema") is not None else ckpt["model"]
+
+
 def load_weights(model: nn.Module, state_dict: dict, path=None) -> None:
     """``load_state_dict(strict=True)``, with a one-line :class:`CheckpointError` on mismatch."""
     try:

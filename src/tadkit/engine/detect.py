@@ -23,8 +23,8 @@ from ..core.errors import CheckpointError, ConfigError
 from ..core.io import atomic_write_json
 from ..data.annotations import Annotations, VideoAnnotation
 from . import builders
-from .checkpoint import check_compatible, load_checkpoint, load_weights
-from .distributed import DistContext
+from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, load_weights
+from .distributed import DistContext, resolve_device
 from .inference import detections_per_video, predict_windows, results_dict
 
 __all__ = ["detect", "extraction_settings"]
@@ -52,10 +52,8 @@ def extraction_settings(cfg: Config) -> dict:
 def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=None, device: str = "auto",
            progress: bool = True, batch_size: int = 8) -> dict:
     """Detections of one video file; written to ``out`` (JSON) and drawn to ``picture`` when given."""
-    import torch
-
     from ..data.video import probe_video
-    from .extract import _resolve_device, extract_video
+    from .extract import extract_video
     video = Path(video)
     info_v = probe_video(video)                      # missing, corrupt or empty video: DataError
     ckpt = load_checkpoint(checkpoint)
@@ -64,7 +62,9 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
     classes = list(info["classes"])
     end_to_end = info["params"].get("backbone") is not None
     vid = video.stem
-    dev = _resolve_device(device)
+    dev = resolve_device(device, option="--device")
+    ann = Annotations({vid: VideoAnnotation(vid, "detect", float(info_v.duration), np.zeros((0, 2)), [])},
+                      classes=classes)
 
     if end_to_end:
         from ..data.frames import FrameDataset, VideoFrameStore
@@ -74,8 +74,6 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
             raise ConfigError("tadkit detect reads RGB only; this checkpoint is two-stream (needs flow videos)",
                               path=ckpt["path"], fix="predict with `tadkit predict` and data.flow_videos instead")
         store = VideoFrameStore(files={vid: video}, fps=cfg.data.fps, step_frames=bb.step_frames)
-        ann = Annotations({vid: VideoAnnotation(vid, "detect", float(info_v.duration), np.zeros((0, 2)), [])},
-                          classes=classes)
         dataset = FrameDataset(ann, store, "detect", training=False, max_seq_len=int(info["max_seq_len"]),
                                short_side=cfg.data.short_side, crop_size=cfg.data.crop_size,
                                window_overlap=cfg.data.window_overlap)
@@ -101,21 +99,14 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
                               batch_size=batch_size, endpoint=s["endpoint"], device=dev)
         rate = float(s["fps"]) if s["fps"] is not None else float(info_v.fps)
         store = MemoryFeatureStore({vid: feats}, where=str(video))
-        ann = Annotations({vid: VideoAnnotation(vid, "detect", float(info_v.duration), np.zeros((0, 2)), [])},
-                          classes=classes)
         dataset = VideoDataset(ann, store, "detect", training=False, max_seq_len=int(info["max_seq_len"]),
                                fps=rate, feature_stride=float(s["feature_stride"]),
                                feature_window=float(s["feature_window"]), window_overlap=cfg.data.window_overlap)
-    if int(dataset.input_dim) != int(info["input_dim"]):
-        raise CheckpointError(f"the checkpoint reads {info['input_dim']}-d inputs, this video gives "
-                              f"{dataset.input_dim}", path=ckpt["path"], fix="check the checkpoint and its config")
+    check_compatible(ckpt, name=cfg.model.name, input_dim=dataset.input_dim)
     model = builders.build_model(cfg, info)
-    state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    load_weights(model, state, ckpt["path"])
+    load_weights(model, checkpoint_weights(ckpt), ckpt["path"])
     model.to(dev)
-    dist = DistContext(device=dev)
-    with torch.no_grad():
-        windows = predict_windows(model, dataset, batch_size=1, dist=dist, progress=progress)
+    windows = predict_windows(model, dataset, batch_size=1, dist=DistContext(device=dev), progress=progress)
     dets = detections_per_video(windows, cfg.test)
     results = results_dict(dets, classes)
     if out is not None:

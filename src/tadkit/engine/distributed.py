@@ -71,9 +71,13 @@ class DistContext:
             self.owns_group = False
 
 
-def _device(pref: str, local_rank: int) -> torch.device:
+def resolve_device(pref: str = "auto", local_rank: int = 0, option: str = "train.device") -> torch.device:
+    """``auto`` (the GPU of this process when there is one), ``cpu`` or ``cuda``; ``option`` names
+    the setting in the error when ``cuda`` is asked for without a GPU."""
+    if pref not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{option} must be auto, cpu or cuda, got {pref!r}", fix=f"set {option} to one of those")
     if pref == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is cuda but no GPU is visible", fix="set train.device=cpu or auto")
+        raise ConfigError(f"{option} is cuda but no GPU is visible", fix=f"set {option} to cpu or auto")
     if pref in ("auto", "cuda") and torch.cuda.is_available():
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
         return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -85,16 +89,16 @@ def init_distributed(device_pref: str = "auto") -> DistContext:
     if tdist.is_available() and tdist.is_initialized():
         rank, world = tdist.get_rank(), tdist.get_world_size()
         local = int(os.environ.get("LOCAL_RANK", rank))
-        device = _device(device_pref, local)
+        device = resolve_device(device_pref, local)
         if tdist.get_backend() == "gloo" and device.type == "cuda" and world > 1:
             device = torch.device("cpu")  # an existing gloo group: stay on the CPU
         return DistContext(rank, world, local, device, owns_group=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext(device=_device(device_pref, 0))
+        return DistContext(device=resolve_device(device_pref, 0))
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
-    device = _device(device_pref, local)
+    device = resolve_device(device_pref, local)
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs = {"device_id": device} if backend == "nccl" else {}
     # a generous timeout: the main process evaluates alone while the others wait at the next collective

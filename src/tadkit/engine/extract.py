@@ -37,9 +37,10 @@ import torch
 from ..core.errors import DataError, TadkitError
 from ..core.io import atomic_path, atomic_write_json
 from ..data.features import FEATURES_META, read_features_meta
-from ..data.frames import VIDEO_SUFFIXES, list_videos
+from ..data.frames import list_videos
+from .distributed import resolve_device
 
-__all__ = ["VIDEO_SUFFIXES", "list_videos", "extract_features", "extract_video", "ExtractResult", "to_model_input"]
+__all__ = ["extract_features", "extract_video", "ExtractResult", "to_model_input"]
 
 log = logging.getLogger("tadkit")
 
@@ -59,8 +60,8 @@ class ExtractResult:
 
 def to_model_input(clips: np.ndarray | torch.Tensor, device) -> torch.Tensor:
     """uint8 clips ``(N, T, H, W, C)`` -> float ``(N, C, T, H, W)`` in [-1, 1] on ``device``."""
-    x = torch.as_tensor(clips).to(device, non_blocking=True)
-    return x.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
+    from ..models.backbones.i3d import scale_frames
+    return scale_frames(torch.as_tensor(clips).to(device, non_blocking=True).permute(0, 4, 1, 2, 3))
 
 
 def _prefetch(iterator: Iterator, size: int = 3) -> Iterator:
@@ -112,18 +113,16 @@ def _clip_batches(path, *, fps, stride, window, short_side, crop, batch_size,
                 counter[0] += len(chunk)
             yield chunk
 
-    pending: list[np.ndarray] = []
-    held = 0
+    rest = None                                    # clips waiting for a full batch
     for clips in iter_clips(counted(), window=window, stride=stride):
-        pending.append(np.array(clips))            # views into the decoder's buffer: copy
-        held += len(clips)
-        while held >= batch_size:
-            allc = np.concatenate(pending)
-            yield allc[:batch_size]
-            rest = allc[batch_size:]
-            pending, held = ([rest] if len(rest) else []), len(rest)
-    if held:
-        yield np.concatenate(pending)
+        # iter_clips yields views into the decoder's buffer: both branches copy
+        clips = np.concatenate([rest, clips]) if rest is not None else np.array(clips)
+        full = len(clips) // batch_size * batch_size
+        for i in range(0, full, batch_size):
+            yield clips[i:i + batch_size]
+        rest = clips[full:] if full < len(clips) else None
+    if rest is not None:
+        yield rest
 
 
 @torch.no_grad()
@@ -149,14 +148,6 @@ def extract_video(model, path, *, fps: float | None = None, stride: int = 4, win
         raise DataError("the backbone produced NaN/inf features", path=path,
                         fix="check the weights file and the video")
     return feats
-
-
-def _resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DataError("device 'cuda' requested but no GPU is visible", fix="use --device cpu")
-    return torch.device(device)
 
 
 def _check_settings(out_dir: Path, settings: dict) -> dict:
@@ -199,7 +190,7 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
                 "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
     out.mkdir(parents=True, exist_ok=True)
     meta = _check_settings(out, settings)
-    dev = _resolve_device(device)
+    dev = resolve_device(device or "auto", option="--device")
     if model is None:
         from ..models.backbones.i3d import build_i3d
         model = build_i3d(weights, final_endpoint=endpoint)

@@ -8,7 +8,7 @@ from ..config import Config
 from ..core.errors import CheckpointError
 from ..core.io import atomic_write_json
 from . import builders
-from .checkpoint import check_compatible, load_checkpoint, load_weights
+from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, load_weights
 from .distributed import init_distributed
 from .inference import detections_per_video, load_video_scores, predict_windows, results_dict
 
@@ -59,12 +59,7 @@ def predict(cfg: Config, checkpoint, *, features=None, subset: str | None = None
         dataset = build_dataset(cfg, subset or cfg.data.test_subset, training=False, classes=classes,
                                 features=features)
     check_compatible(ckpt, name=cfg.model.name, num_classes=dataset.num_classes, input_dim=dataset.input_dim)
-    if weights not in ("auto", "ema", "model"):
-        raise ValueError(f"weights must be auto, ema or model, got {weights!r}")
-    if weights == "ema" and ckpt.get("ema") is None:
-        raise CheckpointError("the checkpoint has no EMA weights (trained with train.ema_decay=null)",
-                              path=ckpt["path"], fix="use the raw weights (weights='model')")
-    state = ckpt["ema"] if weights != "model" and ckpt.get("ema") is not None else ckpt["model"]
+    state = checkpoint_weights(ckpt, weights)
     dist = init_distributed(cfg.train.device)
     try:
         model = build_model(cfg, builders.model_info(cfg, dataset))
