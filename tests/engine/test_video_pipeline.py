@@ -145,6 +145,25 @@ def test_frame_dataset_items_are_the_decoded_frames(synvideos, tmp_path):
     assert batch["masks"].sum(1).tolist() == [ds[0]["steps"], ds[len(ds) - 1]["steps"]]
 
 
+def test_predict_then_frame_scores_runs_the_backbone_once(synvideos, tmp_path):
+    from tadkit.engine import builders
+    cfg = load_config(_tiny_e2e(synvideos, tmp_path / "run", "pointtad"))
+    ds = builders.build_dataset(cfg, "testing", training=False)
+    model = builders.build_model(cfg, builders.model_info(cfg, ds)).eval()
+    batch = ds.collate([ds[0], ds[1]])
+    reference = model.frame_scores(batch)                          # nothing kept: computes its features
+    calls = []
+    real = model.features
+    model.features = lambda b: calls.append(1) or real(b)
+    model.predict(batch)
+    again = model.frame_scores(batch)
+    assert len(calls) == 1                                         # predict's features served frame_scores
+    for a, b in zip(again, reference):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    model.frame_scores(batch)                                      # kept once only: computed anew
+    assert len(calls) == 2
+
+
 def test_training_items_flip_half_the_time(synvideos, tmp_path):
     from tadkit.engine import builders
     path = _tiny_e2e(synvideos, tmp_path / "run", "pointtad")

@@ -35,6 +35,7 @@ import torch
 
 from ..core.errors import DataError
 from .dataset import VideoDataset
+from .features import FeatureStore
 
 __all__ = ["VIDEO_SUFFIXES", "list_videos", "VideoFrameStore", "FrameDataset"]
 
@@ -99,10 +100,11 @@ def _read_flow_images(folder: Path, lo: int, n: int, *, short_side, crop, seed, 
     resized (bilinear) and cropped with the offsets the RGB frames got from the same ``seed``."""
     from PIL import Image
 
-    from .video import _resized_size
+    from .video import frame_geometry
     xs, ys = _flow_frame_files(folder, video)
+    rng = None if seed is None else np.random.default_rng(seed)
     out = []
-    geometry = None
+    geo = None
     for k in range(lo, lo + n):
         k = min(k, len(xs) - 1)
         pair = []
@@ -112,32 +114,22 @@ def _read_flow_images(folder: Path, lo: int, n: int, *, short_side, crop, seed, 
             except (OSError, ValueError) as e:
                 raise DataError(f"cannot read the flow frame ({type(e).__name__})", path=p, video=video,
                                 fix="re-extract the flow frames") from None
-            w, h = _resized_size(img.width, img.height, short_side)
-            if (w, h) != img.size:
-                img = img.resize((w, h), Image.BILINEAR)
-            pair.append(np.asarray(img))
-        if geometry is None:
-            h, w = pair[0].shape
-            if crop is None:
-                geometry = (0, 0, w, h)
-            elif crop > w or crop > h:
-                raise DataError(f"crop={crop} is larger than the {w}x{h} flow frame", path=folder, video=video,
-                                fix="lower data.crop_size or raise data.short_side")
-            elif seed is None:
-                geometry = ((w - crop) // 2, (h - crop) // 2, crop, crop)
-            else:                       # the draw order of tadkit.data.video's random crop: y, then x
-                gen = np.random.default_rng(seed)
-                y0 = int(gen.integers(0, h - crop + 1))
-                geometry = (int(gen.integers(0, w - crop + 1)), y0, crop, crop)
-        x0, y0, cw, ch = geometry
-        out.append(np.stack([a[y0:y0 + ch, x0:x0 + cw] for a in pair], axis=-1))
+            if geo is None:                  # the RGB's resize and crop (same seed: same offsets)
+                geo = frame_geometry(img.width, img.height, short_side, crop,
+                                     "center" if rng is None else "random", rng, path=p)
+            if (geo.width, geo.height) != img.size:
+                img = img.resize((geo.width, geo.height), Image.BILINEAR)
+            pair.append(np.asarray(img)[geo.y0:geo.y0 + geo.out_h, geo.x0:geo.x0 + geo.out_w])
+        out.append(np.stack(pair, axis=-1))
     return np.stack(out)                                                                   # (n, H, W, 2)
 
 
-class VideoFrameStore:
-    """A directory of videos seen as a feature store of ``step_frames``-frame steps (see the module doc)."""
+class VideoFrameStore(FeatureStore):
+    """A directory of videos seen as a feature store of ``step_frames``-frame steps (see the module doc).
 
-    layout = "TC"
+    Ids, the ``v_`` prefix rule and ``missing`` are :class:`~tadkit.data.features.FeatureStore`'s;
+    frames come from :meth:`read`, not ``load``.
+    """
 
     def __init__(self, directory=None, *, fps: float | None = None, step_frames: int = 4, flow_directory=None,
                  files: dict | None = None):
@@ -157,20 +149,8 @@ class VideoFrameStore:
         self._info: dict = {}
 
     # -- the FeatureStore interface VideoDataset uses -------------------------------------
-    def _key(self, video_id: str) -> str | None:
-        for cand in (video_id, video_id[2:] if video_id.startswith("v_") else "v_" + video_id):
-            if cand in self.videos and (self.flow is None or cand in self.flow):
-                return cand
-        return None
-
-    def __contains__(self, video_id: str) -> bool:
-        return self._key(video_id) is not None
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def missing(self, video_ids) -> list[str]:
-        return [v for v in video_ids if v not in self]
+    def _ids(self) -> list[str]:
+        return [v for v in self.videos if self.flow is None or v in self.flow]
 
     @property
     def dim(self) -> int:

@@ -305,7 +305,9 @@ def _resized_size(width: int, height: int, short_side: int | None) -> tuple[int,
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class FrameGeometry:
+    """Where frames go: resized to ``width`` x ``height``, then ``out_w`` x ``out_h`` cut at ``(x0, y0)``."""
+
     width: int   # after resize
     height: int
     x0: int
@@ -314,20 +316,23 @@ class _Geometry:
     out_h: int
 
 
-def _geometry(info: VideoInfo, short_side, crop, crop_mode, rng) -> _Geometry:
-    w, h = _resized_size(info.width, info.height, short_side)
+def frame_geometry(width: int, height: int, short_side, crop, crop_mode="center", rng=None,
+                   path=None) -> FrameGeometry:
+    """The resize and crop :func:`iter_frames` applies to ``width`` x ``height`` frames; the random
+    offset is drawn from ``rng`` (y, then x), so the same seed crops other frames (flow) alike."""
+    w, h = _resized_size(width, height, short_side)
     if crop is None:
-        return _Geometry(w, h, 0, 0, w, h)
+        return FrameGeometry(w, h, 0, 0, w, h)
     if crop > w or crop > h:
         raise DataError(f"crop={crop} is larger than the {w}x{h} frame (short_side={short_side})",
-                        path=info.path, fix="lower crop or raise short_side")
+                        path=path, fix="lower crop or raise short_side")
     if crop_mode == "center":
         x0, y0 = (w - crop) // 2, (h - crop) // 2
     else:
         gen = rng if rng is not None else np.random.default_rng()
         y0 = int(gen.integers(0, h - crop + 1))
         x0 = int(gen.integers(0, w - crop + 1))
-    return _Geometry(w, h, x0, y0, crop, crop)
+    return FrameGeometry(w, h, x0, y0, crop, crop)
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -443,7 +448,7 @@ def iter_frames(path: str | os.PathLike, *, fps: float | None = None, short_side
                           fix="pass end_frame=None to read to the end")
     p = _check_file(path)
     info = probe_video(p)
-    geo = _geometry(info, short_side, crop, crop_mode, rng)
+    geo = frame_geometry(info.width, info.height, short_side, crop, crop_mode, rng, path=info.path)
     return _generate(p, info, geo, fps_v, chunk_size, int(start_frame),
                      None if end_frame is None else int(end_frame), int(threads))
 
@@ -464,7 +469,7 @@ def _generate(p, info, geo, fps, chunk_size, start, end, threads) -> Iterator[np
         yield buf[:n].copy()
 
 
-def _converter(geo: _Geometry, threads: int):
+def _converter(geo: FrameGeometry, threads: int):
     w, h, x0, y0, cw, ch = geo.width, geo.height, geo.x0, geo.y0, geo.out_w, geo.out_h
     # One reformatter per video keeps one libswscale context (and its threads) for all
     # frames; a frame's own reformat() builds a new one per frame, 2x slower with threads.

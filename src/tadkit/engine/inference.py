@@ -80,10 +80,11 @@ def predict_windows(model: nn.Module, dataset, *, batch_size: int = 1, dist: Dis
     cursor = 0
     bar = tqdm(loader, desc="predict", leave=False, disable=None if (progress and dist.is_main) else True)
     for batch in bar:
+        batch = to_device(batch, device)
         with (autocast or contextlib.nullcontext)():
-            results = model.predict(to_device(batch, device))
+            results = model.predict(batch)
             frame_fn = getattr(model, "frame_scores", None) if frames else None
-            dense = frame_fn(to_device(batch, device)) if frame_fn is not None else None
+            dense = frame_fn(batch) if frame_fn is not None else None
         if len(results) != len(batch["video_ids"]):
             raise RuntimeError(f"{type(model).__name__}.predict returned {len(results)} results for a batch of "
                                f"{len(batch['video_ids'])}")

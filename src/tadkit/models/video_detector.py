@@ -123,6 +123,7 @@ class VideoDetector(nn.Module):
         if cfg.two_stream:
             self.backbone["flow"] = _i3d(cfg, 2, cfg.flow_weights)
         self.detector = detector
+        self._last_features = None          # (frames tensor, its features) of the last predict
 
     @property
     def step_frames(self) -> int:
@@ -137,6 +138,7 @@ class VideoDetector(nn.Module):
         if "frames" not in batch:
             raise ConfigError("an end-to-end model needs frames in the batch (data.videos), got features",
                               fix="set data.videos to the video directory, or drop model.backbone")
+        from .backbones.i3d import scale_frames
         device = next(self.parameters()).device
         streams = [("rgb", batch["frames"])]
         if self.cfg.two_stream:
@@ -145,7 +147,7 @@ class VideoDetector(nn.Module):
             streams.append(("flow", batch["flow"]))
         per_endpoint: dict[str, list[torch.Tensor]] = {e: [] for e in self.cfg.endpoints}
         for name, x in streams:
-            x = x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)     # (B, C, L, H, W) in [-1, 1]
+            x = scale_frames(x.to(device, non_blocking=True))                    # (B, C, L, H, W) in [-1, 1]
             maps = self.backbone[name](x, endpoints=self.cfg.endpoints)
             for e in self.cfg.endpoints:
                 per_endpoint[e].append(maps[e].mean(dim=(3, 4)))                  # (B, C_e, L / s_e)
@@ -156,18 +158,28 @@ class VideoDetector(nn.Module):
         levels = [nn.functional.pad(m, (0, max(0, steps - m.shape[2])))[..., :steps] for m in levels]
         return torch.cat(levels, dim=1)                                           # (B, sum C, T)
 
-    def _with_features(self, batch: dict) -> dict:
+    def _with_features(self, batch: dict, feats=None) -> dict:
         out = {k: v for k, v in batch.items() if k not in ("frames", "flow")}
-        out["feats"] = self.features(batch)
+        out["feats"] = self.features(batch) if feats is None else feats
         return out
 
     def forward(self, batch: dict) -> dict:
+        self._last_features = None
         return self.detector(self._with_features(batch))
 
     @torch.no_grad()
     def predict(self, batch: dict):
-        return self.detector.predict(self._with_features(batch))
+        """The detector's predictions; the features are kept for a ``frame_scores`` call on the
+        same batch (inference asks for both), so the backbone runs once."""
+        out = self._with_features(batch)
+        self._last_features = (batch.get("frames"), out["feats"])
+        return self.detector.predict(out)
 
+    @torch.no_grad()
     def frame_scores(self, batch: dict):
         fn = getattr(self.detector, "frame_scores", None)
-        return None if fn is None else fn(self._with_features(batch))
+        if fn is None:
+            return None
+        kept, self._last_features = self._last_features, None
+        feats = kept[1] if kept is not None and kept[0] is batch.get("frames") else None
+        return fn(self._with_features(batch, feats))

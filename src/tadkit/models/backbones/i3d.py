@@ -383,6 +383,11 @@ class InceptionI3d(nn.Module):
         return x if endpoints is None else out
 
 
+def scale_frames(frames: Tensor) -> Tensor:
+    """Pixel values 0..255 (uint8 RGB or flow frames) -> a new float32 tensor in [-1, 1], I3D's input range."""
+    return frames.to(torch.float32, copy=True).div_(127.5).sub_(1.0)
+
+
 def i3d_features(model: InceptionI3d, clips: Tensor, endpoint: str = "Mixed_5c") -> Tensor:
     """``(N, C)``: endpoint ``endpoint`` of ``clips`` ``(N, 3, T, H, W)`` averaged over time and
     space (a 16-frame clip gives one 1024-d vector at ``Mixed_5c``). Gradients flow unless the
@@ -630,4 +635,4 @@ def build_i3d(weights: str | os.PathLike | None = None, **kw) -> InceptionI3d:
 
 
 __all__ = ["InceptionI3d", "ENDPOINTS", "ENDPOINT_CHANNELS", "ENDPOINT_STRIDES", "load_i3d_weights",
-           "build_i3d", "i3d_features", "same_padding", "conv3d_same", "max_pool3d_same"]
+           "build_i3d", "i3d_features", "scale_frames", "same_padding", "conv3d_same", "max_pool3d_same"]
