@@ -188,13 +188,13 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
         raise DataError("the output path exists and is not a directory", path=out, fix="pass a directory for --out")
     settings = {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
                 "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
-    out.mkdir(parents=True, exist_ok=True)
     meta = _check_settings(out, settings)
     dev = resolve_device(device or "auto", option="--device")
     if model is None:
         from ..models.backbones.i3d import build_i3d
         model = build_i3d(weights, final_endpoint=endpoint)
     model = model.to(dev).eval()
+    out.mkdir(parents=True, exist_ok=True)          # only once the inputs are known to be usable
 
     result = ExtractResult(out)
     todo = []
