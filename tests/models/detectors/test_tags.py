@@ -463,12 +463,13 @@ def foreground_mask_iou(model: TAGS, batch: dict, theta: float = 0.5) -> float:
     return ((m & g).sum(1) / (m | g).sum(1).clamp(min=1)).float().mean().item()
 
 
-def test_global_masks_generalise_to_new_positions():
+@pytest.mark.parametrize("head", ["relative", "boundary"])
+def test_global_masks_generalise_to_new_positions(head):
     """Regression: with the paper's losses, the configured mask head must learn masks that hold for an
     action at positions not seen in training (the absolute-position head stayed near IoU 0.3 here and
     at 0.1 % mAP on the synthetic benchmark: its masks were nearly the same for every snippet)."""
     torch.set_num_threads(1)
-    model = tiny(scales=[1], mask_head="relative").train()
+    model = tiny(scales=[1], mask_head=head).train()
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
@@ -491,6 +492,45 @@ def test_relative_mask_head_gathers_offsets_into_the_map():
     for k, t in [(0, 0), (5, 9), (31, 0), (0, 31), (17, 17)]:
         assert torch.equal(got[:, k, t], rel[:, k - t + T - 1, t])
     assert model.run(batch)[1]["masks"].shape == (2, 16, 16) and torch.isfinite(model(batch)["loss"])
+
+
+def test_boundary_mask_head_by_hand():
+    """M[k, t] = sigmoid(a(t)) · Π over the links between t and k of exp(−softplus(u(j) + v(j + 1)))."""
+    model = tiny(mask_head="boundary")
+    branch = model.mask_branches[0]
+    assert type(branch).__name__ == "BoundaryMaskBranch" and branch.out.out_channels == 3
+    batch = toy_batch()
+    e, valid = model.embedding(*model.preprocess(batch))[0]
+    with torch.no_grad():
+        branch.out.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(3))   # varied gates and costs
+        h = F.relu(branch.conv2(F.relu(branch.conv1(e, valid)[0]), valid)[0])
+        a, u, v = branch.out(h).double().unbind(1)                                     # (B, T) each
+        got = torch.sigmoid(branch(e, valid).double())                                 # (B, T_k, T_t)
+    for b, k, t in [(0, 0, 0), (0, 5, 9), (1, 9, 5), (0, 31, 0), (1, 0, 31), (1, 17, 17)]:
+        expect = torch.sigmoid(a[b, t])
+        for j in range(min(k, t), max(k, t)):
+            expect = expect * torch.exp(-F.softplus(u[b, j] + v[b, j + 1]))
+        assert got[b, k, t].item() == pytest.approx(expect.item(), rel=1e-4, abs=1e-6)
+
+
+def test_boundary_masks_are_one_interval_around_their_snippet():
+    """Property: every column peaks at its own snippet and falls off on both sides, so a thresholded
+    mask is one run containing the snippet (no fragments)."""
+    model = tiny(mask_head="boundary")
+    with torch.no_grad():
+        for branch in model.mask_branches:
+            branch.out.weight.normal_(0, 2.0, generator=torch.Generator().manual_seed(4))
+        outs = model.run(toy_batch())
+    for out in outs:
+        m = out["masks"]                                                              # (B, T_k, T_t)
+        T_s = m.shape[-1]
+        k, t = torch.arange(T_s)[:, None], torch.arange(T_s)[None, :]
+        step = m[:, 1:, :] - m[:, :-1, :]                                            # m[k+1, t] − m[k, t]
+        assert (step[:, (k[:-1] >= t).expand(-1, T_s)] <= 1e-6).all()                # falls after t
+        assert (step[:, (k[1:] <= t).expand(-1, T_s)] >= -1e-6).all()                # rises up to t
+        for col in m[0].T[:: 3]:
+            runs = [(s, e) for s, e, z in brute_runs((col > 0.3).tolist()) if z]
+            assert len(runs) <= 1
 
 
 class MaxNumel(TorchDispatchMode):
