@@ -152,3 +152,19 @@ def test_training_reduces_the_loss():
     preds = model.predict(batch)
     assert len(preds) == 2 and len(preds[0]) > 0
     assert (preds[0].scores[:-1] >= preds[0].scores[1:]).all()
+
+
+def test_ascl_center_sampling_pools_around_the_centre_like_ascl_alone():
+    batch = toy_batch()
+    centre = make(ascl_sampling="center")
+    alone = make(ase_class=False)                    # Table 5, row 4: ASCL pools around the centre
+    alone.load_state_dict({k: v for k, v in centre.state_dict().items() if not k.startswith("class_sensitivity")})
+    sensitive = make()
+    sensitive.load_state_dict(centre.state_dict())
+    for m in (centre, alone, sensitive):
+        m.eval()
+    a, b, c = (m(batch)["ascl_loss"].item() for m in (centre, alone, sensitive))
+    assert a == pytest.approx(b, rel=1e-6)
+    assert c != pytest.approx(a, rel=1e-3)           # the paper's: ranges around the Gaussians' peaks
+    with pytest.raises(Exception, match="ascl_sampling"):
+        make(ascl_sampling="edges")
