@@ -12,6 +12,17 @@ average mAP, mAP at 0.5, training seconds and inference seconds per video.
         [--epochs 24] [--width 64] [--seeds 0] [--threads N] [--out RESULTS.json] [--keep DIR]
     python benchmarks/synthetic_accuracy.py --list     # the known runs
 
+Options that leave the default behaviour alone:
+
+* ``--multilabel``: multi-label data (``make_synthetic(multilabel=True)``: every class its own
+  track, overlapping instances, MultiTHUMOS-like); every run is then evaluated at tIoU 0.1:0.9
+  (``test.tiou=multithumos``) and also reports segmentation (frame) mAP (``test.segmentation=true``;
+  a detector without a dense head is ranked by its spread detections alone).
+* ``--query-width``: also scale the query-based detectors to ``--width`` (``QUERY_SCALE``: d = w,
+  their FFN and dynamic widths in the ratios of their configs); without it they keep the widths of
+  their ``custom.yaml`` (256 / 512), which a CPU trains an order of magnitude slower.
+* ``--train-map``: also predict and evaluate the training subset (average mAP; overfitting shows).
+
 Synthetic data is easy to overfit and nothing like a benchmark: the numbers rank methods on
 one controlled problem and show each switch's effect there; they say nothing about THUMOS14.
 """
@@ -42,6 +53,12 @@ SCALE = {
     "sptad": ["model.max_seq_len=256"],
     "pointtad": ["model.max_seq_len=256"],
 }
+# --query-width: the query-based detectors at width w, FFN and dynamic widths in their configs' ratios
+# (SP-TAD 256 / 2048 / 64: {f8} = 8w, {d4} = w/4; PointTAD 512 / 2048 / 64: {f4} = 4w, {d8} = w/8).
+QUERY_SCALE = {
+    "sptad": ["model.stage_dim={w}", "model.hidden_dim={w}", "model.ffn_dim={f8}", "model.dynamic_dim={d4}"],
+    "pointtad": ["model.hidden_dim={w}", "model.ffn_dim={f4}", "model.dynamic_dim={d8}"],
+}
 # Runs: name -> (method, extra overrides). Ablations switch one module off at a time.
 RUNS = {
     "actionformer": ("actionformer", []),
@@ -69,6 +86,10 @@ RUNS = {
 }
 SCHEDULE = ["train.batch_size=4", "train.lr=1e-3", "train.warmup_epochs=2", "train.ema_warmup=true",
             "train.eval_every=0", "train.progress=false", "test.tiou=thumos14"]
+# --multilabel: MultiTHUMOS' tIoU set and segmentation mAP, after SCHEDULE (so they win).
+MULTILABEL_TEST = ["test.tiou=multithumos", "test.segmentation=true"]
+# Set by main() from the flags (run_one reads them, so its signature stays that of the default mode).
+OPTIONS = {"multilabel": False, "query_width": False, "train_map": False}
 
 
 # ---------------------------------------------------------------------------- the official release
@@ -173,7 +194,9 @@ def run_one(name: str, data: str, out: str, epochs: int, width: int, seed: int, 
     overrides = ([f"data.annotations={data}/annotations.json", f"data.features={data}/features"]
                  + [f"data.{k}={v}" for k, v in timing.items()]
                  + [o.format(w=width, h=max(width // 2, 8)) for o in SCALE.get(method, [])]
-                 + SCHEDULE + [f"train.epochs={epochs}", f"train.seed={seed}", f"output_dir={out}"] + extra)
+                 + (_query_scale(method, width) if OPTIONS["query_width"] else [])
+                 + SCHEDULE + (MULTILABEL_TEST if OPTIONS["multilabel"] else [])
+                 + [f"train.epochs={epochs}", f"train.seed={seed}", f"output_dir={out}"] + extra)
     source = os.path.join(ROOT, "configs", method, "custom.yaml")
     if method == "official_actionformer":   # the actionformer config's data/train/test, the release's model
         import yaml
@@ -191,8 +214,21 @@ def run_one(name: str, data: str, out: str, epochs: int, width: int, seed: int, 
     results = preds.get("results", preds) if isinstance(preds, dict) else preds
     infer_s = (time.perf_counter() - t0) / max(len(results), 1)
     m = result.metrics
-    return {"run": name, "seed": seed, "average_mAP": m["average_mAP"], "mAP": m["mAP"], "tiou": m["tiou"],
-            "train_s": train_s, "infer_s_per_video": infer_s}
+    row = {"run": name, "seed": seed, "average_mAP": m["average_mAP"], "mAP": m["mAP"], "tiou": m["tiou"],
+           "train_s": train_s, "infer_s_per_video": infer_s}
+    if "segmentation_mAP" in m:
+        row["segmentation_mAP"] = m["segmentation_mAP"]
+    if OPTIONS["train_map"]:
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_preds = api.predict(cfg, ckpt, subset=cfg.data.train_subset)
+            tm = api.evaluate(cfg.data.annotations, train_preds, subset=cfg.data.train_subset, tiou=cfg.test.tiou)
+        row["train_average_mAP"] = tm["average_mAP"]
+    return row
+
+
+def _query_scale(method: str, width: int) -> list[str]:
+    return [o.format(w=width, f8=8 * width, f4=4 * width, d4=max(width // 4, 4), d8=max(width // 8, 4))
+            for o in QUERY_SCALE.get(method, [])]
 
 
 def main() -> None:
@@ -208,6 +244,9 @@ def main() -> None:
                     "(for the run official-actionformer)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", metavar="JSON", help="also write the results here")
+    ap.add_argument("--multilabel", action="store_true", help="multi-label data; tIoU 0.1:0.9 and segmentation mAP")
+    ap.add_argument("--query-width", action="store_true", help="scale sptad / pointtad to --width as well")
+    ap.add_argument("--train-map", action="store_true", help="also report average mAP on the training videos")
     ap.add_argument("--keep", metavar="DIR", help="keep the data and runs here (default: a temporary folder)")
     args = ap.parse_args()
     if args.list:
@@ -233,10 +272,15 @@ def main() -> None:
 
     work = args.keep or tempfile.mkdtemp(prefix="tadkit_acc_")
     data = os.path.join(work, "data")
-    meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise)
+    OPTIONS.update(multilabel=args.multilabel, query_width=args.query_width, train_map=args.train_map)
+    if args.multilabel:
+        meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise, multilabel=True)
+    else:
+        meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise)
     timing = {"fps": meta["fps"], "feature_stride": meta["feature_stride"], "feature_window": meta["feature_window"]}
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"{args.videos} synthetic videos (noise {args.noise}), {args.epochs} epochs, width {args.width}, "
+    print(f"{args.videos} {'multi-label ' if args.multilabel else ''}synthetic videos (noise {args.noise}), "
+          f"{args.epochs} epochs, width {args.width}{' (query detectors too)' if args.query_width else ''}, "
           f"seeds {seeds}, torch threads {torch.get_num_threads()}\n", flush=True)
     rows, results = [], []
     for name in runs:
@@ -246,11 +290,17 @@ def main() -> None:
         avg = [r["average_mAP"] for r in per_seed]
         at5 = [r["mAP"][r["tiou"].index(0.5)] if 0.5 in r["tiou"] else float("nan") for r in per_seed]
         spread = f" ± {statistics.stdev(avg) * 100:.1f}" if len(avg) > 1 else ""
-        rows.append([name, f"{100 * statistics.mean(avg):.1f}{spread}", f"{100 * statistics.mean(at5):.1f}",
-                     f"{statistics.mean(r['train_s'] for r in per_seed):.0f}",
-                     f"{1000 * statistics.mean(r['infer_s_per_video'] for r in per_seed):.0f}"])
+        rows.append([name, f"{100 * statistics.mean(avg):.1f}{spread}", f"{100 * statistics.mean(at5):.1f}"]
+                    + ([f"{100 * statistics.mean(r['segmentation_mAP'] for r in per_seed):.1f}"]
+                       if args.multilabel else [])
+                    + ([f"{100 * statistics.mean(r['train_average_mAP'] for r in per_seed):.1f}"]
+                       if args.train_map else [])
+                    + [f"{statistics.mean(r['train_s'] for r in per_seed):.0f}",
+                       f"{1000 * statistics.mean(r['infer_s_per_video'] for r in per_seed):.0f}"])
         print("  ".join(rows[-1]), flush=True)
-    head = ["run", "avg mAP 0.3:0.7 (%)", "mAP@0.5 (%)", "train s", "infer ms/video"]
+    head = (["run", "avg mAP 0.1:0.9 (%)" if args.multilabel else "avg mAP 0.3:0.7 (%)", "mAP@0.5 (%)"]
+            + (["seg mAP (%)"] if args.multilabel else []) + (["train-set avg mAP (%)"] if args.train_map else [])
+            + ["train s", "infer ms/video"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print()
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths)))

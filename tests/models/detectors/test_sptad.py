@@ -314,3 +314,25 @@ def test_features_of_the_wrong_width_are_a_config_error():
     model = tiny()
     with pytest.raises(ConfigError, match="input_dim"):
         model.run({"feats": torch.zeros(1, C + 1, 16), "masks": torch.ones(1, 16, dtype=torch.bool)})
+
+
+# ---------------------------------------------------------------------------- shipped configs
+@pytest.mark.parametrize("name, rescore", [("thumos14", True), ("activitynet", True), ("custom", False)])
+def test_dataset_configs_keep_the_papers_rescoring_and_custom_trains_the_head_without_it(name, rescore):
+    from pathlib import Path
+
+    from tadkit.config import load_config
+    root = Path(__file__).resolve().parents[3]
+    params = load_config(root / "configs" / "sptad" / f"{name}.yaml").model.params
+    assert params["action_head"] is True and params["action_rescore"] is rescore
+    model = build_detector("sptad", num_classes=K, input_dim=C, max_seq_len=T, **{**TINY, "action_rescore": rescore})
+    assert model.action_head is not None          # the head (and its loss) exists either way
+    batch = toy_batch()
+    assert "loss_act" in model(batch)
+    with torch.no_grad():
+        out = model.eval().run(batch)
+    (inst, _) = model.decode(out)
+    probs = out["logits"][-1].sigmoid()[0]
+    if rescore:
+        probs = probs * out["action_logits"].sigmoid()[0]
+    np.testing.assert_allclose(inst.scores[0], float(probs.max()), rtol=1e-6)
