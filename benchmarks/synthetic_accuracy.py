@@ -48,7 +48,7 @@ SCALE = {
             "model.max_seq_len=1024"],
     "amnet": ["model.embed_dim={w}", "model.fpn_dim={w}", "model.head_dim={w}", "model.ame_dim={w}",
               "model.max_seq_len=1024"],
-    "tags": ["model.embed_dim={w}", "model.mask_dim={w}", "model.max_seq_len=256"],
+    "tags": ["model.embed_dim={w}", "model.mask_dim={w}"],   # custom.yaml's windows of 512 steps
     "official_actionformer": ["model.width={w}", "model.max_seq_len=1152"],   # a multiple of 576, see below
     "sptad": ["model.max_seq_len=256"],
     "pointtad": ["model.max_seq_len=256"],
