@@ -308,8 +308,9 @@ def test_multiscale_embedding_matches_naive_per_scale_attention():
         assert torch.allclose(e, e_ref, atol=1e-4)
 
 
-def test_padding_does_not_change_valid_outputs():
-    model = tiny().eval()
+@pytest.mark.parametrize("kw", [{}, dict(mask_head="boundary", cls_layers=2, cls_pooling="mask")])
+def test_padding_does_not_change_valid_outputs(kw):
+    model = tiny(**kw).eval()
     batch = toy_batch(lengths=(32, 20))
     other = dict(batch, feats=fill_padding(batch["feats"], batch["masks"], value=-7.0))
     short = dict(batch, feats=batch["feats"][1:, :, :20], masks=batch["masks"][1:, :20],
@@ -403,7 +404,8 @@ def test_switches_change_modules_and_loss_terms():
 def test_bad_inputs_and_hyperparameters_raise_config_errors():
     for bad in (dict(scales=[]), dict(scales=[1, 1]), dict(embedding="rnn"), dict(mask_branch="x"),
                 dict(erosion_kernel=6), dict(thresholds=[0.0, 0.5]), dict(candidate_runs="x"), dict(num_heads=3),
-                dict(mask_head="x"), dict(stem_layers=-1), dict(redundancy_norm="x"), dict(mask_bce_weight=-1.0)):
+                dict(mask_head="x"), dict(stem_layers=-1), dict(redundancy_norm="x"), dict(mask_bce_weight=-1.0),
+                dict(cls_layers=-1), dict(cls_pooling="x"), dict(cls_pooling="mask", mask_branch="none")):
         with pytest.raises(ConfigError):
             tiny(**bad)
     with pytest.raises(ConfigError, match="longer than max_seq_len"):
@@ -417,6 +419,7 @@ def test_configs_load_and_build():
         params.update(embed_dim=16, mask_dim=16)
         model = build_detector("tags", num_classes=K, input_dim=C, max_seq_len=16, **params)
         assert model.scales == [1, 2] and model.thresholds.numel() == 17
+        assert model.input_dropout == (0.3 if name == "custom" else 0.0)
 
 
 # ---------------------------------------------------------------------------- optimisation and memory
@@ -578,3 +581,63 @@ def test_memory_stays_bounded_per_window(tmp_path):
     assert largest["long"] == largest["one_window"]               # one window's worth, whatever the video length
     bound = max(model.inference_topk * len(model.thresholds) * T, T * T * 16)
     assert largest["long"] <= bound
+
+
+def test_mask_pooled_classification_by_hand():
+    """cls_pooling: mask feeds the classifier at snippet t the mean of the features over t's own mask (valid
+    steps only, weights without gradient); cls_layers puts a k3 conv tower before a k3 predictor."""
+    model = tiny(mask_head="boundary", cls_pooling="mask")
+    branch = model.cls_branches[0]
+    assert branch.tower is None and branch.conv.conv.in_channels == 32 and branch.conv.conv.kernel_size == (1,)
+    e = torch.randn(1, 16, 6, generator=torch.Generator().manual_seed(5))
+    valid = torch.tensor([[True] * 5 + [False]])
+    maps = torch.zeros(1, 6, 6)
+    maps[0, 1:4, 2] = torch.tensor([0.5, 1.0, 0.5])
+    maps[0, 5, 2] = 1.0                                                               # padding: ignored
+    maps[0, 4, 4] = 0.2
+    maps.requires_grad_(True)
+    with torch.no_grad():
+        branch.conv.conv.weight.zero_()
+        branch.conv.conv.bias.zero_()
+        branch.conv.conv.weight[0, 16 + 3, 0] = 1.0                                   # logit 0 = pooled channel 3
+        branch.conv.conv.weight[1, 3, 0] = 1.0                                        # logit 1 = own channel 3
+    logits = branch(e, valid, maps)
+    x = e[0, 3]
+    assert logits[0, 0, 2].item() == pytest.approx(((0.5 * x[1] + x[2] + 0.5 * x[3]) / 2).item(), rel=1e-5)
+    assert logits[0, 0, 4].item() == pytest.approx(x[4].item(), rel=1e-5)
+    assert logits[0, 1, 2].item() == pytest.approx(x[2].item(), rel=1e-5)
+    assert (logits[0, :, 5] == 0).all()
+    logits.sum().backward()
+    assert maps.grad is None
+    tower = tiny(cls_layers=2).cls_branches[1]
+    assert len(tower.tower.layers) == 2 and tower.conv.conv.kernel_size == (3,)
+
+
+def test_input_dropout_only_in_training():
+    """input_dropout drops input feature entries in training only: no new parameters, eval outputs unchanged."""
+    batch = toy_batch()
+    plain, drop = tiny().eval(), tiny(input_dropout=0.5).eval()
+    assert torch.equal(plain.run(batch)[0]["cls_logits"], drop.run(batch)[0]["cls_logits"])
+    drop.train()
+    torch.manual_seed(1)
+    a = drop.run(batch)[0]["cls_logits"]
+    plain.train()
+    torch.manual_seed(1)
+    b = plain.run(batch)[0]["cls_logits"]
+    assert not torch.allclose(a, b)
+
+
+def test_attention_window_is_a_local_band():
+    """attention_window w: output i depends on inputs j with |i − j| <= w per block only (two blocks: 2w);
+    padding rows stay finite."""
+    model = tiny(attention_window=2, num_layers=1, scales=[1], stem_layers=0, position_scale=0).eval()
+    block = model.embedding.scales[0].blocks[0]
+    x = torch.randn(1, 12, 16, requires_grad=True)
+    mask = torch.tensor([[True] * 9 + [False] * 3])
+    y = block(x, mask)
+    y[0, 5].sum().backward()
+    touched = (x.grad[0].abs().sum(1) > 0).nonzero().flatten().tolist()
+    assert touched == [3, 4, 5, 6, 7]
+    assert torch.isfinite(y).all() and (y[0, 9:] == 0).all()
+    full = tiny(scales=[1], position_scale=0).eval().embedding.scales[0].blocks[0]
+    assert full.window is None
