@@ -290,26 +290,37 @@ class ClassificationBranch(nn.Module):
         return self.conv(h, mask)[0]                                                  # (B, K+1, Tˢ)
 
 
-class AffinityMaskBranch(nn.Module):
-    """Option ``mask_head: affinity`` (not the paper's): the same two conv layers, then
-    ``M[k, t] = sigmoid(key(k)·query(t) / √d + b)`` — snippet t's mask compares t with every position k."""
+class MaskBranchLayers(nn.Module):
+    """H_b's first two layers, conv(k3)–ReLU–conv(k3)–ReLU, shared by every mask head; subclasses add the output."""
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.conv1 = MaskedConv1D(dim, hidden, 3)
         self.conv2 = MaskedConv1D(hidden, hidden, 3)
+
+    def layers(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """e (B, C, Tˢ) -> h (B, hidden, Tˢ)."""
+        h = F.relu(self.conv1(e, mask)[0])
+        return F.relu(self.conv2(h, mask)[0])
+
+
+class AffinityMaskBranch(MaskBranchLayers):
+    """Option ``mask_head: affinity`` (not the paper's): the same two conv layers, then
+    ``M[k, t] = sigmoid(key(k)·query(t) / √d + b)`` — snippet t's mask compares t with every position k."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__(dim, hidden)
         self.query = nn.Conv1d(hidden, hidden, 1)
         self.key = nn.Conv1d(hidden, hidden, 1)
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(e, mask)[0])
-        h = F.relu(self.conv2(h, mask)[0])                                            # (B, d, Tˢ)
+        h = self.layers(e, mask)                                                      # (B, d, Tˢ)
         q, k = self.query(h), self.key(h)
         return torch.einsum("bdk,bdt->bkt", k, q) / math.sqrt(q.shape[1]) + self.bias  # (B, Tˢ_k, Tˢ_t)
 
 
-class RelativeMaskBranch(nn.Module):
+class RelativeMaskBranch(MaskBranchLayers):
     """Option ``mask_head: relative`` (not the paper's): H_b's layers with 2Tˢ − 1 output channels that index
     the offset k − t of a mask position from its snippet, gathered into the (B, Tˢ_k, Tˢ_t) map.
 
@@ -319,23 +330,19 @@ class RelativeMaskBranch(nn.Module):
     """
 
     def __init__(self, dim: int, hidden: int, length: int):
-        super().__init__()
+        super().__init__(dim, hidden)
         self.length = length
-        self.conv1 = MaskedConv1D(dim, hidden, 3)
-        self.conv2 = MaskedConv1D(hidden, hidden, 3)
         self.out = nn.Conv1d(hidden, 2 * length - 1, 1)
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(e, mask)[0])
-        h = F.relu(self.conv2(h, mask)[0])
-        rel = self.out(h)                                                             # (B, 2Tˢ−1, Tˢ_t)
+        rel = self.out(self.layers(e, mask))                                                             # (B, 2Tˢ−1, Tˢ_t)
         T = self.length
         k, t = torch.arange(T, device=e.device)[:, None], torch.arange(T, device=e.device)[None, :]
         index = (k - t + T - 1).expand(rel.shape[0], -1, -1)                          # (B, Tˢ_k, Tˢ_t)
         return rel.gather(1, index)
 
 
-class BoundaryMaskBranch(nn.Module):
+class BoundaryMaskBranch(MaskBranchLayers):
     """Option ``mask_head: boundary`` (not the paper's): H_b's two conv layers predict, per snippet, a
     foreground gate a(t) and, per link between neighbours j and j + 1, a break cost
     b(j) = softplus(u(j) + v(j + 1)) ≥ 0; the mask of snippet t is
@@ -349,17 +356,13 @@ class BoundaryMaskBranch(nn.Module):
     """
 
     def __init__(self, dim: int, hidden: int, init_cost: float = 0.05):
-        super().__init__()
-        self.conv1 = MaskedConv1D(dim, hidden, 3)
-        self.conv2 = MaskedConv1D(hidden, hidden, 3)
+        super().__init__(dim, hidden)
         self.out = nn.Conv1d(hidden, 3, 1)                                            # a, u, v
         with torch.no_grad():                                                         # wide masks at the start
             self.out.bias.copy_(torch.tensor([0.0, 0.5, 0.5]) * math.log(math.expm1(init_cost)))
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(e, mask)[0])
-        h = F.relu(self.conv2(h, mask)[0])
-        a, u, v = self.out(h).unbind(1)                                               # (B, Tˢ) each
+        a, u, v = self.out(self.layers(e, mask)).unbind(1)                                               # (B, Tˢ) each
         cost = F.softplus(u[:, :-1] + v[:, 1:])                                       # b(j), (B, Tˢ − 1)
         s = F.pad(cost.cumsum(-1), (1, 0))                                            # S(k), (B, Tˢ)
         log_m = F.logsigmoid(a)[:, None, :] - (s[:, :, None] - s[:, None, :]).abs()   # log M[k, t]
@@ -367,22 +370,18 @@ class BoundaryMaskBranch(nn.Module):
         return log_m - torch.log(-torch.expm1(log_m))                                 # logit of M
 
 
-class GlobalMaskBranch(nn.Module):
+class GlobalMaskBranch(MaskBranchLayers):
     """H_b of Eq. 4: conv(k3)–ReLU–conv(k3)–ReLU–conv(k1) to ``out_len`` channels (Tˢ, or 1 for actionness).
 
     Returns logits (B, out_len, Tˢ): entry [b, k, t] is position k of the mask of snippet t.
     """
 
     def __init__(self, dim: int, hidden: int, out_len: int):
-        super().__init__()
-        self.conv1 = MaskedConv1D(dim, hidden, 3)
-        self.conv2 = MaskedConv1D(hidden, hidden, 3)
+        super().__init__(dim, hidden)
         self.out = nn.Conv1d(hidden, out_len, 1)
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(e, mask)[0])
-        h = F.relu(self.conv2(h, mask)[0])
-        return self.out(h)
+        return self.out(self.layers(e, mask))
 
 
 # ---------------------------------------------------------------------------- 3.4 candidates
