@@ -273,10 +273,7 @@ def main() -> None:
     work = args.keep or tempfile.mkdtemp(prefix="tadkit_acc_")
     data = os.path.join(work, "data")
     OPTIONS.update(multilabel=args.multilabel, query_width=args.query_width, train_map=args.train_map)
-    if args.multilabel:
-        meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise, multilabel=True)
-    else:
-        meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise)
+    meta = make_synthetic(data, videos=args.videos, seed=0, noise_scale=args.noise, multilabel=args.multilabel)
     timing = {"fps": meta["fps"], "feature_stride": meta["feature_stride"], "feature_window": meta["feature_window"]}
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{args.videos} {'multi-label ' if args.multilabel else ''}synthetic videos (noise {args.noise}), "
