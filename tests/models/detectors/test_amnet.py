@@ -174,10 +174,11 @@ def test_triplet_loss_skips_videos_without_background():
 
 
 # ---------------------------------------------------------------------------- 3.3 GAM, Eq. 7-8
-def test_group_attention_matches_brute_force():
+@pytest.mark.parametrize("position", [False, True])
+def test_group_attention_matches_brute_force(position):
     torch.manual_seed(0)
     dim, heads = 8, 2
-    gam = GroupAttentionModule(dim, heads, split=2, mlp_ratio=2.0)
+    gam = GroupAttentionModule(dim, heads, split=2, mlp_ratio=2.0, position=position)
     for p in gam.parameters():
         torch.nn.init.normal_(p, std=0.4)
     lengths, valid = [8, 4, 2, 1], [[8, 4, 2, 1], [5, 3, 2, 1]]
@@ -193,8 +194,13 @@ def test_group_attention_matches_brute_force():
     def lin(x, conv):           # (T, C) @ W^T + b
         return x @ conv.weight[:, :, 0].T + conv.bias
 
-    def block(g, other):        # Y = G + MCA(K, V, Q); out = Y + MLP(LN(Y)), one sample, (T, C)
-        q, k, v = lin(ln(g, gam.norm_in), gam.q_proj), lin(ln(other, gam.norm_in), gam.k_proj), \
+    def sine(level, n):         # (n, C): sin / cos of time (input steps, stride 2^level) at 10000^(-j / (C/2))
+        t = torch.arange(n, dtype=torch.float64)[:, None] * 2 ** level
+        freq = 10000.0 ** (-torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+        return torch.cat([torch.sin(t * freq), torch.cos(t * freq)], 1).float() * position
+
+    def block(g, other, pe_g, pe_other):   # Y = G + MCA(K, V, Q); out = Y + MLP(LN(Y)), one sample, (T, C)
+        q, k, v = lin(ln(g, gam.norm_in) + pe_g, gam.q_proj), lin(ln(other, gam.norm_in) + pe_other, gam.k_proj), \
             lin(ln(other, gam.norm_in), gam.v_proj)
         d = dim // heads
         att = torch.cat([torch.softmax(q[:, h * d:(h + 1) * d] @ k[:, h * d:(h + 1) * d].T / math.sqrt(d), -1)
@@ -206,7 +212,10 @@ def test_group_attention_matches_brute_force():
     for b in range(2):
         levels = [feats[i][b, :, :valid[b][i]].T for i in range(4)]
         short, long_ = torch.cat(levels[:2]), torch.cat(levels[2:])
-        expect = list(block(short, long_).split(valid[b][:2])) + list(block(long_, short).split(valid[b][2:]))
+        pe = [sine(i, valid[b][i]) for i in range(4)]
+        pe_short, pe_long = torch.cat(pe[:2]), torch.cat(pe[2:])
+        expect = (list(block(short, long_, pe_short, pe_long).split(valid[b][:2]))
+                  + list(block(long_, short, pe_long, pe_short).split(valid[b][2:])))
         for i in range(4):
             n = valid[b][i]
             assert torch.allclose(out[i][b, :, :n].T, expect[i], atol=1e-5), (b, i)

@@ -161,8 +161,9 @@ def test_output_shapes_and_losses():
         assert grads[name].grad is not None and grads[name].grad.abs().sum() > 0, name
 
 
-def test_padding_never_changes_the_outputs_of_valid_steps():
-    model = tiny().eval()
+@pytest.mark.parametrize("encoder_layers", [0, 2])
+def test_padding_never_changes_the_outputs_of_valid_steps(encoder_layers):
+    model = tiny(encoder_layers=encoder_layers).eval()
     batch = toy_batch()
     clean = dict(batch, feats=batch["feats"].masked_fill(~batch["masks"][:, None, :], 0.0))
     alone_batch = {"feats": batch["feats"][1:, :, :20], "masks": batch["masks"][1:, :20]}
@@ -292,6 +293,8 @@ def test_checkpoint_round_trip(tmp_path):
 def test_bad_inputs_and_hyperparameters_raise_config_errors():
     with pytest.raises(ConfigError, match="input_dim=8"):
         tiny().predict({"feats": torch.randn(1, 5, 10), "masks": torch.ones(1, 10, dtype=torch.bool)})
+    with pytest.raises(ConfigError, match="encoder_layers"):
+        tiny(encoder_layers=-1)
     with pytest.raises(ConfigError, match="mixing"):
         tiny(mixing="serial")
     with pytest.raises(ConfigError, match="num_local_points"):
@@ -371,3 +374,19 @@ def test_matching_cost_balance_by_hand(cost_class, winner):
     ((q, g),) = model.criterion.matcher(logits, segments, [torch.tensor([[40.0, 60.0]])], [torch.tensor([0])],
                                         torch.tensor([100.0]))
     assert (q.tolist(), g.tolist()) == ([winner], [0])
+
+
+def test_temporal_encoder_is_off_by_default_and_gives_each_step_its_neighbours():
+    assert tiny().encoder is None and not any(n.startswith("encoder.") for n, _ in tiny().named_parameters())
+    batch = toy_batch()
+    for layers, reach in ((0, 0), (1, 1), (2, 2)):
+        model = tiny(encoder_layers=layers).eval()
+        if layers:   # the residual convs start small; make them count
+            for p in model.encoder.parameters():
+                torch.nn.init.normal_(p, std=0.5)
+        x0, _ = model.encode(batch)
+        poked = batch["feats"].clone()
+        poked[0, :, 20] += 5.0
+        x1, _ = model.encode(dict(batch, feats=poked))
+        changed = (x1[0] - x0[0]).abs().amax(-1) > 1e-6                      # (T,)
+        assert changed.nonzero().flatten().tolist() == list(range(20 - reach, 21 + reach)), layers

@@ -89,7 +89,10 @@ Choices where the paper is silent or where the code departs (a reviewer can chec
   projections (pre-LN, as the baseline's blocks) and the baseline's LayerScale + drop path
   (``path_dropout``). W_cq, W_ck, W_cv, the output projection, ε and the MLP are shared by both
   directions (Eq. 8 uses the same symbols). G_{S→L} (queries from G_short) is split back into
-  the short group's levels, G_{L→S} into the long group's. No positional encoding. The module
+  the short group's levels, G_{L→S} into the long group's. No positional encoding by default (the
+  paper names none); ``gam_position: true`` adds a sine encoding of each step's time in input steps
+  (level l has stride 2^l) to the queries' and keys' inputs, so that a step can find the steps of
+  the other group at its own time (DETR's practice; values stay free of it). The module
   sits between the pyramid and the neck. ``gam_split`` = K // 2 levels in G_short.
 * Heads: the predictor ("FC" in Eq. 10) is the baseline's masked conv of ``head_kernel_size``
   for all three heads, so that switching AMNet off gives the baseline. One ω_B and one ω_M per
@@ -113,7 +116,8 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import AffineDropPath, ConvStack, LayerNorm, MaskedConv1D, Scale, apply_mask, local_attention
+from ..layers import (AffineDropPath, ConvStack, LayerNorm, MaskedConv1D, Scale, apply_mask, local_attention,
+                      sine_position_encoding)
 from ..losses import Targets, iou_loss_1d, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -184,8 +188,9 @@ class GroupAttentionModule(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, split: int, mlp_ratio: float = 4.0, attn_dropout: float = 0.0,
-                 proj_dropout: float = 0.0, path_dropout: float = 0.0):
+                 proj_dropout: float = 0.0, path_dropout: float = 0.0, position: bool = False):
         super().__init__()
+        self.position = position
         if dim % num_heads:
             raise ConfigError(f"GAM: width {dim} is not divisible by num_heads={num_heads}")
         self.num_heads, self.split = num_heads, split
@@ -218,8 +223,14 @@ class GroupAttentionModule(nn.Module):
         g_short, m_short = torch.cat(feats[:s], -1), torch.cat(masks[:s], 1)             # Eq. 7
         g_long, m_long = torch.cat(feats[s:], -1), torch.cat(masks[s:], 1)
         n_short, n_long = self.norm_in(g_short), self.norm_in(g_long)
-        q_s, k_s, v_s = self.q_proj(n_short), self.k_proj(n_short), self.v_proj(n_short)  # Eq. 8
-        q_l, k_l, v_l = self.q_proj(n_long), self.k_proj(n_long), self.v_proj(n_long)
+        p_short, p_long = n_short, n_long                                                 # inputs of W_cq, W_ck
+        if self.position:   # each step's time in input steps (level l has stride 2^l), on queries and keys
+            pe = [sine_position_encoding(torch.arange(t, device=g_short.device) * 2 ** level, g_short.shape[1])
+                  for level, t in enumerate(lengths)]
+            p_short = n_short + torch.cat(pe[:s], -1).to(n_short.dtype)
+            p_long = n_long + torch.cat(pe[s:], -1).to(n_long.dtype)
+        q_s, k_s, v_s = self.q_proj(p_short), self.k_proj(p_short), self.v_proj(n_short)  # Eq. 8
+        q_l, k_l, v_l = self.q_proj(p_long), self.k_proj(p_long), self.v_proj(n_long)
         s_to_l = self.cross(g_short, m_short, q_s, k_l, v_l, m_long)                       # G_{S→L}
         l_to_s = self.cross(g_long, m_long, q_l, k_s, v_s, m_short)                        # G_{L→S}
         out = list(s_to_l.split(lengths[:s], -1)) + list(l_to_s.split(lengths[s:], -1))
@@ -248,7 +259,7 @@ class AMNet(ActionFormer):
 
     AMNet's own hyperparameters: ``ame``, ``ame_dim``, ``ame_layers`` (K of Eq. 1), ``ame_kernel_size``,
     ``triplet_margin`` (α), ``triplet_distance`` (``snippet`` | ``pooled``), ``triplet_normalize``,
-    ``triplet_loss_weight`` (λ2), ``two_phase``, ``gam``, ``gam_split`` (levels in G_short, null = K // 2),
+    ``triplet_loss_weight`` (λ2), ``two_phase``, ``gam``, ``gam_split`` (levels in G_short, null = K // 2), ``gam_position``,
     ``matching_head``, ``confidence``, ``matching_loss``, ``reg_loss_weight`` (λ1, weighs L_reg + L_mat);
     every ActionFormer hyperparameter too (``reg_loss`` defaults to ``iou``).
     """
@@ -258,7 +269,7 @@ class AMNet(ActionFormer):
                  ame: bool = True, ame_dim: int = 512, ame_layers: int = 2, ame_kernel_size: int = 3,
                  triplet_margin: float = 0.2, triplet_distance: str = "snippet", triplet_normalize: bool = True,
                  triplet_loss_weight: float = 1.0, two_phase: bool = True,
-                 gam: bool = True, gam_split: int | None = None,
+                 gam: bool = True, gam_split: int | None = None, gam_position: bool = False,
                  matching_head: bool = True, confidence: str = "sigmoid_tanh", matching_loss: str = "l2",
                  **actionformer_kwargs):
         super().__init__(num_classes, input_dim, max_seq_len, reg_loss=reg_loss, reg_loss_weight=reg_loss_weight,
@@ -296,7 +307,8 @@ class AMNet(ActionFormer):
             self.action_masking_encoder = ActionMaskingEncoder(input_dim, ame_dim, ame_layers, ame_kernel_size)
         if gam:
             self.group_attention = GroupAttentionModule(arg["embed_dim"], arg["num_heads"], split, arg["mlp_ratio"],
-                                                        arg["attn_dropout"], arg["proj_dropout"], arg["path_dropout"])
+                                                        arg["attn_dropout"], arg["proj_dropout"], arg["path_dropout"],
+                                                        gam_position)
         if matching_head:
             self.matching_score_head = MatchingScoreHead(arg["fpn_dim"], arg["head_dim"], num_levels,
                                                          arg["head_num_convs"], arg["head_kernel_size"],

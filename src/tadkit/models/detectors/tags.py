@@ -142,7 +142,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import ConvStack, MaskedConv1D, MaskedMaxPool1D, apply_mask, model_inputs
+from ..layers import ConvStack, MaskedConv1D, MaskedMaxPool1D, apply_mask, model_inputs, sine_position_encoding
 from ._tags_losses import (PAPER_THRESHOLDS, balanced_bce_loss, binary_runs, boundary_iou_loss, classification_loss, consistency_loss,
                            dice_loss, global_mask_targets, prefix_sums, prediction_promotion_loss, range_sum)
 
@@ -158,15 +158,6 @@ LOSS_TERMS = ("focal_loss", "logistic_loss", "biou_loss", "dice_loss", "redundan
 def _require(condition: bool, message: str, fix: str | None = None) -> None:
     if not condition:
         raise ConfigError(message, fix=fix)
-
-
-def sine_position_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Transformer sine/cosine encoding of (T,) positions: (dim, T)."""
-    half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / max(half, 1))
-    angle = positions.float()[None, :] * freq[:, None]                             # (dim/2, T)
-    pe = torch.cat([angle.sin(), angle.cos()], dim=0)
-    return F.pad(pe, (0, 0, 0, dim - 2 * half))                                     # (dim, T)
 
 
 # ---------------------------------------------------------------------------- 3.1 snippet embedding

@@ -134,6 +134,15 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
     return x * sample_mask.to(x.dtype) / keep
 
 
+def sine_position_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sine/cosine encoding of (T,) positions: (dim, T)."""
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / max(half, 1))
+    angle = positions.float()[None, :] * freq[:, None]                             # (dim/2, T)
+    pe = torch.cat([angle.sin(), angle.cos()], dim=0)
+    return F.pad(pe, (0, 0, 0, dim - 2 * half))                                     # (dim, T)
+
+
 class AffineDropPath(nn.Module):
     """Per-channel learnable scale (initialised small, as in CaiT's LayerScale) followed by drop path."""
 
