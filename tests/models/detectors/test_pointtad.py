@@ -347,13 +347,18 @@ def test_shipped_configs_load_with_the_paper_protocol(name, window, tiou, frames
     root = Path(__file__).resolve().parents[3]
     cfg = load_config(root / "configs" / "pointtad" / f"{name}.yaml")
     assert cfg.model.name == "pointtad" and cfg.model.params["max_seq_len"] == window
-    assert cfg.data.train_windows and cfg.data.trunc_thresh == 1.0 and cfg.data.window_overlap == 0.0
+    assert cfg.data.train_windows and cfg.data.trunc_thresh == 1.0
     assert cfg.test.tiou == tiou and cfg.test.segmentation and cfg.test.segmentation_frames == frames
+    params = cfg.model.params
     if name == "custom":   # departures documented in the module docstring
         assert cfg.test.nms == "soft" and cfg.test.max_detections == 200 and cfg.train.schedule == "cosine"
-        assert (cfg.model.params["cost_class"], cfg.model.params["cost_l1"], cfg.model.params["cost_iou"]) == (2, 5, 5)
+        assert (params["cost_class"], params["cost_l1"], params["cost_iou"]) == (2, 5, 5)
+        assert (cfg.data.window_overlap, cfg.test.sigma, params["encoder_layers"], params["detections_per_query"]) \
+            == (0.5, 0.2, 2, 2)
     else:
         assert cfg.test.nms == "none" and cfg.test.max_detections is None and cfg.train.schedule == "multistep"
+        assert cfg.data.window_overlap == 0.0 and params.get("encoder_layers", 0) == 0
+        assert params.get("detections_per_query", 1) == 1
         assert (cfg.model.params["cost_class"], cfg.model.params["cost_l1"], cfg.model.params["cost_iou"]) == (10, 5, 5)
     assert cfg.train.ema_warmup == (name == "custom")
 
