@@ -51,7 +51,6 @@ SCALE = {
     "tags": ["model.embed_dim={w}", "model.mask_dim={w}"],   # custom.yaml's windows of 512 steps
     "official_actionformer": ["model.width={w}", "model.max_seq_len=1152"],   # a multiple of 576, see below
     "sptad": ["model.max_seq_len=256"],
-    "pointtad": ["model.max_seq_len=256"],
 }
 # --query-width: the query-based detectors at width w, FFN and dynamic widths in their configs' ratios
 # (SP-TAD 256 / 2048 / 64: {f8} = 8w, {d4} = w/4; PointTAD 512 / 2048 / 64: {f4} = 4w, {d8} = w/8).

@@ -339,7 +339,7 @@ def test_segment_baseline_samples_bin_centres():
 
 
 @pytest.mark.parametrize("name,window,tiou,frames", [("multithumos", 64, "multithumos", None),
-                                                    ("charades", 100, "charades", 25), ("custom", 128, "multithumos", None)])
+                                                    ("charades", 100, "charades", 25), ("custom", 256, "multithumos", None)])
 def test_shipped_configs_load_with_the_paper_protocol(name, window, tiou, frames):
     from pathlib import Path
 
