@@ -408,3 +408,5 @@ def test_configs_hold_the_paper_settings(name):
     assert (t.optimizer, t.weight_decay, t.schedule) == ("adamw", 0.05, "cosine")
     expect = (1e-3, 10, 16) if name == "activitynet" else (1e-4, 45, 4)
     assert (t.lr, t.epochs, t.batch_size) == expect
+    # custom.yaml's two departures (amnet.py docstring): the joint update and GAM's position encoding
+    assert (m.get("two_phase", True), m.get("gam_position", False)) == ((False, True) if name == "custom" else (True, False))
