@@ -113,7 +113,8 @@ measured on the synthetic benchmark (``benchmarks/synthetic_accuracy.py``: 80 vi
 * ``two_phase: false`` and ``gam_position: true``: 71.2 / 70.7 / 73.1 % (mean 71.7 %). With the paper's
   two-phase update and GAM without position: 70.4 / 62.8 / 64.6 % (65.9 %); two phases with the GAM's
   position encoding: 73.8 / 62.8 / 66.7 % (67.8 %); all three modules off (the baseline): 67.2 / 69.9 / 70.2 %
-  (69.1 %); without GAM (two phases): 72.4 / 68.1 / 65.4 % (68.6 %); the official ActionFormer release's model
+  (69.1 %); the joint update alone (GAM without position), seed 1: 70.7 %, so on that seed the joint update is
+  the whole gain; without GAM (two phases): 72.4 / 68.1 / 65.4 % (68.6 %); the official ActionFormer release's model
   and loss in the same loop: 62.5 / 63.5 / 69.7 % (65.2 %). With two phases the detector reads
   ``F + F_mask`` where F_mask (trained by the triplet loss alone, whose vectors are normalised) has no
   scale of its own: on a trained model its norm per step was 2.8 against 3.9 for F, a perturbation of the
