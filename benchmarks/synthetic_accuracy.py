@@ -66,6 +66,7 @@ RUNS = {
     "asl-no-ase-instance": ("asl", ["model.ase_instance=false"]),
     "asl-no-ascl": ("asl", ["model.ascl=false"]),
     "asl-ascl-background": ("asl", ["model.ascl_negatives=background"]),
+    "asl-cpu-amp": ("asl", ["train.cpu_amp=true"]),   # bfloat16 autocast in training on the CPU
     "asl-all-off": ("asl", ["model.ase_class=false", "model.ase_instance=false", "model.ascl=false",
                             "model.channel_attention_theta=0"]),
     "amnet": ("amnet", []),

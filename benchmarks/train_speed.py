@@ -36,9 +36,13 @@ is official ms/step / tadkit ms/step (the speed target: at least 2 on the CPU).
 lengths follow THUMOS14's training videos (frames / 4, capped at 2304, 90-100 % crops): the
 release pads every training batch to ``max_seq_len``; tadkit pads to the batch's longest video.
 
+``--cpu-amp`` runs tadkit's models under bfloat16 autocast on the CPU (``train.cpu_amp``);
+``--official-cpu-amp`` does the same for the release's model, which as released trains in float32.
+
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--lengths 512,1024,2304,4096]
         [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
-        [--official DIR [--thumos-info video_info.json] [--thumos-batches 8]] [--out RESULTS.json]
+        [--cpu-amp] [--official DIR [--official-cpu-amp] [--thumos-info video_info.json] [--thumos-batches 8]]
+        [--out RESULTS.json]
 """
 from __future__ import annotations
 
@@ -191,10 +195,13 @@ def timed(fn, device: torch.device, warmup: int, iters: int, budget: float) -> l
     return times
 
 
-def autocast(device: torch.device, train_cfg, amp: bool):
+def autocast(device: torch.device, train_cfg, amp: bool, cpu_amp: bool = False):
+    """The trainer's autocast: the config's on the GPU (unless ``--no-amp``), bfloat16 on the CPU with ``--cpu-amp``."""
     if amp and device.type == "cuda" and train_cfg.amp:
         dtype = torch.bfloat16 if train_cfg.amp_dtype == "bfloat16" else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
+    if cpu_amp and device.type == "cpu":
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -222,7 +229,7 @@ def run_case(spec: dict) -> dict:
     """One (device, model, T) in a fresh process: inference first, then training."""
     device = setup_process(spec)
     model, optimizer, train_cfg = build_tadkit(spec["model"], device)
-    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
     train_batch = to_device(make_batch(TRAIN_BATCH, spec["length"]), device)
     infer_batch = to_device(make_batch(1, spec["length"], seed=1), device)
     memory = PeakMemory(device)
@@ -251,10 +258,12 @@ def run_official(spec: dict) -> dict:
     batch = make_batch(TRAIN_BATCH, length, padded)
     official = build_official(spec["official"], padded, device)
     train_cfg = model_config("actionformer").train
-    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
+    official_cast = lambda: autocast(device, train_cfg, spec["amp"], spec["official_cpu_amp"])  # noqa: E731
     videos = [{"feats": batch["feats"][b, :, :length], "segments": batch["segments"][b],
                "labels": batch["labels"][b]} for b in range(TRAIN_BATCH)]   # the release pads to max_seq_len
-    steps = {"official": train_step_fn(official, build_optimizer(official, train_cfg), videos, "final_loss", cast)}
+    steps = {"official": train_step_fn(official, build_optimizer(official, train_cfg), videos, "final_loss",
+                                       official_cast)}
     tad_batch = to_device(batch, device)
     for name in spec["models"]:
         model, optimizer, _ = build_tadkit(name, device)
@@ -287,7 +296,8 @@ def run_official_thumos(spec: dict) -> dict:
     device = setup_process(spec)
     official = build_official(spec["official"], MAX_SEQ_LEN, device)
     train_cfg = model_config("actionformer").train
-    cast = lambda: autocast(device, train_cfg, spec["amp"])  # noqa: E731
+    cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
+    official_cast = lambda: autocast(device, train_cfg, spec["amp"], spec["official_cpu_amp"])  # noqa: E731
     opt = {"official": (official, build_optimizer(official, train_cfg))}
     for name in spec["models"]:
         model, optimizer, _ = build_tadkit(name, device)
@@ -308,7 +318,8 @@ def run_official_thumos(spec: dict) -> dict:
             model, optimizer = opt[name]
             model.train()
             step = train_step_fn(model, optimizer, videos if name == "official" else tad_batch,
-                                 "final_loss" if name == "official" else "loss", cast)
+                                 "final_loss" if name == "official" else "loss",
+                                 official_cast if name == "official" else cast)
             synchronize(device)
             t0 = time.perf_counter()
             step()
@@ -368,6 +379,10 @@ def main() -> None:
                     help="seconds per measurement after which no further iteration starts (default 60)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-amp", dest="amp", action="store_false", help="no autocast on the GPU")
+    ap.add_argument("--cpu-amp", action="store_true",
+                    help="bfloat16 autocast for tadkit's models on the CPU (train.cpu_amp)")
+    ap.add_argument("--official-cpu-amp", action="store_true",
+                    help="the same for the official release's model (as released it trains in float32)")
     ap.add_argument("--official", metavar="DIR", help="checkout of the official ActionFormer release to compare with")
     ap.add_argument("--thumos-info", metavar="JSON", help="with --official: also compare on batches whose lengths "
                     "follow THUMOS14's videos (its video_info.json, e.g. ../shared/data/thumos14/video_info.json)")
@@ -391,8 +406,9 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if args.device == "auto" and torch.cuda.is_available() else [])
     devices = [args.device] if args.device != "auto" else devices
     common = {"iters": args.iters, "warmup": args.warmup, "budget": args.budget, "threads": args.threads,
-              "amp": args.amp}
-    print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
+              "amp": args.amp, "cpu_amp": args.cpu_amp, "official_cpu_amp": args.official_cpu_amp}
+    print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, CPU autocast: "
+          f"tadkit {'bfloat16' if args.cpu_amp else 'off'}, official {'bfloat16' if args.official_cpu_amp else 'off'}, "
           f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
           f"after {args.warmup} warm-up\n", flush=True)
 

@@ -104,7 +104,9 @@ class TrainConfig:
     eval_every: int = 5                   # evaluate every N epochs (and after the last); 0: only at the end
     seed: int = 0                         # drives initialisation, crops, shuffling, dropout
     num_workers: int = 0                  # DataLoader workers per process
-    amp: bool = True                      # mixed precision (GPU only)
+    amp: bool = True                      # mixed precision on the GPU
+    cpu_amp: bool = False                 # bfloat16 autocast when training on the CPU (fast on CPUs with AMX /
+                                          # AVX512-BF16, e.g. Xeon Sapphire Rapids; slow emulation elsewhere)
     amp_dtype: str = "bfloat16"           # bfloat16 | float16 (float16 uses a gradient scaler)
     device: str = "auto"                  # auto | cpu | cuda
     deterministic: bool = False           # torch deterministic algorithms (slower on GPU)

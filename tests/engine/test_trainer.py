@@ -106,3 +106,21 @@ def test_outputs_and_subset_without_ground_truth(toy_data, tmp_path):
 def test_resume_without_a_run_is_an_error(toy_data, tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(toy_config(toy_data, tmp_path / "none"), resume=True, build_model=build_toy)
+
+
+@pytest.mark.parametrize("cpu_amp", [False, True])
+def test_cpu_amp_runs_the_convolutions_in_bfloat16(toy_data, tmp_path, cpu_amp):
+    """``train.cpu_amp`` autocasts the training forward to bfloat16 on the CPU (weights stay float32);
+    off, everything stays float32."""
+    seen = []
+
+    def build(cfg, info):
+        model = build_toy(cfg, info)
+        model.proj.register_forward_hook(lambda m, i, out: seen.append(out.dtype) if m.training else None)
+        return model
+
+    result = train(toy_config(toy_data, tmp_path / "run", train={"epochs": 1, "cpu_amp": cpu_amp, "device": "cpu"}),
+                   build_model=build)
+    assert seen and set(seen) == {torch.bfloat16 if cpu_amp else torch.float32}
+    assert all(v.dtype == torch.float32 for v in _ckpt(tmp_path / "run")["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)

@@ -122,8 +122,9 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         t = cfg.train
         self.device = self.dist.device
-        self.use_amp = bool(t.amp and self.device.type == "cuda")
-        self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
+        self.use_amp = bool(t.amp if self.device.type == "cuda" else t.cpu_amp and self.device.type == "cpu")
+        # the CPU autocasts to bfloat16 only (float16 there has no fast kernels and would need a scaler)
+        self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" or self.device.type == "cpu" else torch.float16
         self.epoch = 0            # completed epochs
         self.global_step = 0
         self.best: dict | None = None
@@ -132,7 +133,7 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------------------
     def _autocast(self):
         if self.use_amp:
-            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def setup(self, resume: bool) -> None:

@@ -82,3 +82,19 @@ def test_model_inputs_pads_zeroes_and_checks():
         model_inputs({"feats": [feats], "masks": masks}, 3, torch.device("cpu"))
     with pytest.raises(ValueError, match="masks of shape"):
         model_inputs({"feats": feats, "masks": masks[:, :3]}, 3, torch.device("cpu"))
+
+
+def test_masked_conv_skips_the_zeroing_passes_only_when_told():
+    """``input_masked`` trusts the caller's zeros (padding is then read); ``mask_output=False`` leaves the
+    invalid output steps unzeroed; the valid steps are the same whenever the input's padding is zero."""
+    torch.manual_seed(4)
+    conv = MaskedConv1D(3, 2, 3)
+    torch.nn.init.normal_(conv.conv.bias)
+    mask = prefix_mask([5, 8], 8)
+    clean = fill_padding(torch.randn(2, 3, 8), mask, value=0.0)
+    dirty = fill_padding(clean.clone(), mask, value=7.0)
+    ref, _ = conv(dirty, mask)
+    assert torch.equal(conv(clean, mask, input_masked=True)[0], ref)
+    assert not torch.allclose(conv(dirty, mask, input_masked=True)[0], ref)   # padding read when trusted
+    raw, _ = conv(clean, mask, mask_output=False)
+    assert torch.equal(raw * mask[:, None], ref) and (raw[0, :, 5:] != 0).any()

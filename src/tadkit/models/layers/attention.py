@@ -108,9 +108,12 @@ class LocalMaskedMHCA(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, C, _ = x.shape
-        q, out_mask = self.q_conv(x, mask)
-        k, _ = self.k_conv(x, mask)
-        v, _ = self.v_conv(x, mask)
+        # the input is zeroed once for the three convs; their invalid output steps need no zeroing
+        # (invalid keys get no weight, ChannelAttention zeroes its inputs, the output is masked)
+        x = apply_mask(x, mask)
+        q, out_mask = self.q_conv(x, mask, input_masked=True, mask_output=False)
+        k, _ = self.k_conv(x, mask, input_masked=True, mask_output=False)
+        v, _ = self.v_conv(x, mask, input_masked=True, mask_output=False)
         q = self.q_proj(self.q_norm(q))  # (B, C, T')
         k = self.k_proj(self.k_norm(k))  # (B, C, T')
         v = self.v_proj(self.v_norm(v))  # (B, C, T')

@@ -26,7 +26,9 @@ class _Head(nn.Module):
         self.predictor = MaskedConv1D(channels if num_convs else in_channels, out_channels, kernel_size)
 
     def per_level(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.predictor(*self.tower(x, mask))[0]  # (B, out_channels, T_l)
+        feats, mask = self.tower(x, mask)
+        # a tower's output is zero at invalid steps (an empty tower passes x, which is not checked)
+        return self.predictor(feats, mask, input_masked=len(self.tower.layers) > 0)[0]  # (B, out_channels, T_l)
 
 
 class ClassificationHead(_Head):
