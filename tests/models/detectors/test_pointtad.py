@@ -242,7 +242,7 @@ SWITCHES = [dict(representation="segment"), dict(point_init="uniform"), dict(poi
             dict(mixing="channel_frame"), dict(offset_scale="window"), dict(span="pseudo"),
             dict(deform_zero_init=False), dict(delta_zero_init=True, point_init="uniform"), dict(iou_loss="giou"), dict(iou_loss="none", l1_loss=False),
             dict(aux_loss=False), dict(dense_head="linear"), dict(dense_head="none"), dict(num_boundary_points=0),
-            dict(num_subpoints=2), dict(ce_weight=0.1, lambda_seg=0.5)]
+            dict(num_subpoints=2), dict(ce_weight=0.1, lambda_seg=0.5), dict(class_loss="focal")]
 
 
 @pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
@@ -269,6 +269,23 @@ def test_switches_change_the_modules():
     assert not tiny(delta_zero_init=True).decoder.layers[1].delta_pred.weight.any()
     assert tiny().decoder.layers[1].delta_pred.weight.any()
     assert tiny().decoder.num_local == 4 and tiny(pseudo_segment="minmax").decoder.num_local is None
+
+
+def test_focal_class_loss_has_one_sigmoid_per_class_and_scores_by_it():
+    """``class_loss: focal``: C logits (no no-action class) starting at the prior 0.01, the matcher's focal cost,
+    the set criterion's focal loss, and detection scores = sigmoid of the detection's class logit."""
+    model = tiny(class_loss="focal")
+    layer = model.decoder.layers[0]
+    assert layer.cls_pred.out_features == K and tiny().decoder.layers[0].cls_pred.out_features == K + 1
+    assert torch.sigmoid(layer.cls_pred.bias).detach().numpy() == pytest.approx(np.full(K, 0.01))
+    assert model.criterion.class_loss == "focal" and model.criterion.matcher.class_cost == "focal"
+    model.eval()
+    batch = toy_batch()
+    logits = model.run(batch)["layers"][-1]["logits"]  # (B, Q, K)
+    (inst, _) = model.predict(batch)
+    best = logits[0].sigmoid().max(dim=-1)  # the arg-max class of each query and its probability
+    assert sorted(inst.scores.tolist()) == pytest.approx(sorted(best.values.tolist()), rel=1e-6)
+    assert set(inst.labels.tolist()) <= set(best.indices.tolist())
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -131,6 +131,7 @@ PSEUDO_SEGMENTS = ("partial", "minmax")
 OFFSET_SCALES = ("action", "window")
 SPANS = ("points", "pseudo")
 DENSE_HEADS = ("conv", "linear", "none")
+CLASS_LOSSES = ("ce", "focal")   # softmax CE with a no-action class (paper) | sigmoid focal
 
 
 def _require(condition: bool, message: str, fix: str | None = None) -> None:
@@ -311,7 +312,7 @@ class PointTADLayer(nn.Module):
     def __init__(self, dim: int, num_classes: int, num_points: int, num_deltas: int, num_heads: int = 8,
                  ffn_dim: int = 2048, dropout: float = 0.1, dynamic_dim: int = 64, num_subpoints: int = 4,
                  num_boundary_points: int = 4, deformable: bool = True, mixing: str = "parallel",
-                 deform_zero_init: bool = True, cls_layers: int = 1, reg_layers: int = 3):
+                 deform_zero_init: bool = True, cls_layers: int = 1, reg_layers: int = 3, no_action: bool = True):
         super().__init__()
         self.deformation = PointDeformation(dim, num_points, num_subpoints, num_boundary_points, deformable,
                                             deform_zero_init)
@@ -322,7 +323,7 @@ class PointTADLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
         self.cls_tower, self.reg_tower = _mlp(dim, cls_layers), _mlp(dim, reg_layers)
-        self.cls_pred = nn.Linear(dim, num_classes + 1)
+        self.cls_pred = nn.Linear(dim, num_classes + int(no_action))   # + the no-action class of the softmax
         self.delta_pred = nn.Linear(dim, num_deltas)
 
     def forward(self, query: torch.Tensor, feats: torch.Tensor, positions: torch.Tensor, valid_len: torch.Tensor):
@@ -349,7 +350,7 @@ class PointTADDecoder(nn.Module):
                  deformable: bool = True, mixing: str = "parallel", representation: str = "points",
                  point_init: str = "constant", pseudo_segment: str = "partial", num_local_points: int | None = None,
                  offset_scale: str = "action", span: str = "points", deform_zero_init: bool = True,
-                 delta_zero_init: bool = False):
+                 delta_zero_init: bool = False, class_loss: str = "ce"):
         super().__init__()
         self.window_size = window_size
         self.representation = representation
@@ -373,12 +374,16 @@ class PointTADDecoder(nn.Module):
                 self.query_points.normal_(0.5, 0.3)
         self.layers = nn.ModuleList(
             PointTADLayer(dim, num_classes, num_points, state, num_heads, ffn_dim, dropout, dynamic_dim,
-                          num_subpoints, num_boundary_points, deformable, mixing, deform_zero_init)
+                          num_subpoints, num_boundary_points, deformable, mixing, deform_zero_init,
+                          no_action=class_loss == "ce")
             for _ in range(num_layers))
         skip = ("deformation.offsets", "deformation.weights")
         for name, p in self.layers.named_parameters():  # Xavier as released, except the paper's point inits
             if p.dim() > 1 and not any(s in name for s in skip):
                 nn.init.xavier_uniform_(p)
+        if class_loss == "focal":  # sigmoid classifiers start at a prior of 0.01 (Deformable DETR)
+            for layer in self.layers:
+                nn.init.constant_(layer.cls_pred.bias, -math.log(99.0))
         if delta_zero_init:  # the first refinements are then the identity (Deformable DETR's box-refinement init)
             for layer in self.layers:
                 nn.init.zeros_(layer.delta_pred.weight)
@@ -434,7 +439,7 @@ class PointTAD(nn.Module):
     ``deformable``, ``deform_zero_init``, ``delta_zero_init`` (False: Xavier as released), ``mixing``. Training: matching costs ``cost_class`` (10),
     ``cost_l1`` (5), ``cost_iou`` (5); ``eos_coef`` (0.1); ``lambda_cls`` (10), ``lambda_loc`` (5),
     ``lambda_seg`` (1), ``ce_weight`` (1; 0.1 = released code), ``l1_loss``, ``iou_loss`` (``iou`` | ``giou``
-    | ``none``), ``aux_loss``, ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
+    | ``none``), ``aux_loss``, ``class_loss`` (``ce`` | ``focal``), ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
     Inference: ``detections_per_query`` (1). ``max_seq_len`` is the training window (64 steps).
     """
 
@@ -455,7 +460,7 @@ class PointTAD(nn.Module):
                  # 4. training
                  cost_class: float = 10.0, cost_l1: float = 5.0, cost_iou: float = 5.0, eos_coef: float = 0.1,
                  lambda_cls: float = 10.0, lambda_loc: float = 5.0, lambda_seg: float = 1.0, ce_weight: float = 1.0,
-                 l1_loss: bool = True, iou_loss: str = "iou", aux_loss: bool = True,
+                 l1_loss: bool = True, iou_loss: str = "iou", aux_loss: bool = True, class_loss: str = "ce",
                  dense_head: str = "conv", dense_dropout: float = 0.5,
                  # 5. inference
                  detections_per_query: int = 1):
@@ -484,6 +489,7 @@ class PointTAD(nn.Module):
         _choice("span", span, SPANS)
         _choice("mixing", mixing, MIXINGS)
         _choice("iou_loss", iou_loss, ("iou", "giou", "none"))
+        _choice("class_loss", class_loss, CLASS_LOSSES)
         _choice("dense_head", dense_head, DENSE_HEADS)
         if num_local_points is not None:
             _require(isinstance(num_local_points, int) and 1 <= num_local_points <= num_points,
@@ -498,6 +504,7 @@ class PointTAD(nn.Module):
         self.input_dim = input_dim
         self.max_seq_len = max_seq_len
         self.detections_per_query = detections_per_query
+        self.class_loss = class_loss
 
         # 1. video features: a 1×1 projection of pre-extracted features
         self.input_proj = nn.Linear(input_dim, hidden_dim)
@@ -511,7 +518,7 @@ class PointTAD(nn.Module):
             num_subpoints=num_subpoints, num_boundary_points=num_boundary_points, deformable=deformable,
             mixing=mixing, representation=representation, point_init=point_init, pseudo_segment=pseudo_segment,
             num_local_points=num_local_points, offset_scale=offset_scale, span=span,
-            deform_zero_init=deform_zero_init, delta_zero_init=delta_zero_init)
+            deform_zero_init=deform_zero_init, delta_zero_init=delta_zero_init, class_loss=class_loss)
 
         # dense per-frame head S (Eq. 12): a linear map of the features (conv k3 → dropout → conv k1 as released)
         self.dense_head_kind = dense_head
@@ -523,9 +530,11 @@ class PointTAD(nn.Module):
             self.dense_conv2 = MaskedConv1D(hidden_dim, num_classes, 1)
 
         # 4. training: Hungarian matching on (centre, width) / window and tIoU, set losses on every layer
-        matcher = HungarianMatcher(cost_class, cost_l1, cost_iou, class_cost="softmax", l1_format="cw",
-                                   iou_type="giou" if iou_loss == "giou" else "iou")
-        self.criterion = SetCriterion(num_classes, matcher, class_loss="ce", eos_coef=eos_coef, l1_format="cw",
+        # class_loss "ce": softmax over C + no action (paper), matched on −p; "focal": sigmoid per class,
+        # matched on the focal cost (Deformable DETR's), unmatched queries all-zero targets
+        matcher = HungarianMatcher(cost_class, cost_l1, cost_iou, class_cost="softmax" if class_loss == "ce" else "focal",
+                                   l1_format="cw", iou_type="giou" if iou_loss == "giou" else "iou")
+        self.criterion = SetCriterion(num_classes, matcher, class_loss=class_loss, eos_coef=eos_coef, l1_format="cw",
                                       iou_type="giou" if iou_loss == "giou" else "iou",
                                       weight_class=lambda_cls * ce_weight, weight_l1=lambda_loc if l1_loss else 0.0,
                                       weight_iou=0.0 if iou_loss == "none" else lambda_loc, aux_loss=aux_loss)
@@ -584,7 +593,8 @@ class PointTAD(nn.Module):
         """One detection per query (and class with ``detections_per_query``), feature units in the window."""
         outputs = self.run(batch)
         last = outputs["layers"][-1]
-        probs = last["logits"].float().softmax(-1)[..., :self.num_classes]  # (B, Q, C)
+        logits = last["logits"].float()
+        probs = logits.softmax(-1)[..., :self.num_classes] if self.class_loss == "ce" else logits.sigmoid()  # (B, Q, C)
         scores, labels = probs.topk(self.detections_per_query, dim=-1)  # (B, Q, k)
         valid_len = outputs["masks"].sum(dim=1).float()  # (B,)
         segments = torch.minimum(last["segments"].clamp(min=0), valid_len[:, None, None])  # (B, Q, 2)
