@@ -121,6 +121,11 @@ measured on the synthetic benchmark (``benchmarks/synthetic_accuracy.py``: 80 vi
   detector's input that the detector cannot shape; the joint update lets the detector losses train the AME
   as well. The GAM's cross-attention without any position cannot tell which steps of the other group lie
   at its own time.
+* Each module switched off from ``custom.yaml``, seeds 0 / 1 (after a float-level change to the channel
+  LayerNorm, which moved ``custom.yaml`` itself from 71.2 / 70.7 to 71.9 / 71.1 %): without the AME
+  (``ame: false``) 67.0 / 73.3 %, without the GAM 70.4 / 69.8 %, without the matching-score head 74.3 / 70.1 %.
+  Mean effects: AME +1.3, GAM +1.4, matching head −0.7 points, each within the seed spread (the AME alone
+  moves −2.2 to +4.9), so only the three together are clearly above the baseline.
 """
 from __future__ import annotations
 
