@@ -84,6 +84,7 @@ RUNS = {
     "official-actionformer": ("official_actionformer", []),   # needs --official DIR
     "sptad": ("sptad", []),
     "pointtad": ("pointtad", []),
+    "pointtad-detach": ("pointtad", ["model.detach_points=true"]),
     "pointtad-focal": ("pointtad", ["model.class_loss=focal", "model.ce_weight=0.2"]),   # class weight 10 x 0.2 = 2
 }
 SCHEDULE = ["train.batch_size=4", "train.lr=1e-3", "train.warmup_epochs=2", "train.ema_warmup=true",

@@ -242,7 +242,8 @@ SWITCHES = [dict(representation="segment"), dict(point_init="uniform"), dict(poi
             dict(mixing="channel_frame"), dict(offset_scale="window"), dict(span="pseudo"),
             dict(deform_zero_init=False), dict(delta_zero_init=True, point_init="uniform"), dict(iou_loss="giou"), dict(iou_loss="none", l1_loss=False),
             dict(aux_loss=False), dict(dense_head="linear"), dict(dense_head="none"), dict(num_boundary_points=0),
-            dict(num_subpoints=2), dict(ce_weight=0.1, lambda_seg=0.5), dict(class_loss="focal")]
+            dict(num_subpoints=2), dict(ce_weight=0.1, lambda_seg=0.5), dict(class_loss="focal"),
+            dict(detach_points=True)]
 
 
 @pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
@@ -286,6 +287,19 @@ def test_focal_class_loss_has_one_sigmoid_per_class_and_scores_by_it():
     best = logits[0].sigmoid().max(dim=-1)  # the arg-max class of each query and its probability
     assert sorted(inst.scores.tolist()) == pytest.approx(sorted(best.values.tolist()), rel=1e-6)
     assert set(inst.labels.tolist()) <= set(best.indices.tolist())
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_points_stops_later_layers_moving_earlier_points(detach):
+    """``detach_points``: the last layer's segments carry no gradient to the learnable initial points
+    (each layer's refinement is trained by its own loss only); by default they do (the paper, released code)."""
+    model = tiny(detach_points=detach).train()
+    layers = model.run(toy_batch())["layers"]
+    grad, = torch.autograd.grad(layers[-1]["segments"].sum(), model.decoder.query_points, allow_unused=True,
+                                retain_graph=True)
+    assert (grad is None or not grad.any()) == detach
+    first, = torch.autograd.grad(layers[0]["segments"].sum(), model.decoder.query_points)
+    assert first.any()
 
 
 def test_checkpoint_round_trip(tmp_path):

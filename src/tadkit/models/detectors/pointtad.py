@@ -109,6 +109,9 @@ Then, on the same benchmark (seed 0 unless said), four more, detection-mAP 47.8 
   (with two encoder layers) 45.8 %, λ_loc 10 44.9 % (seed 0); rescoring each detection by the dense head's mean probability of
   its class over its extent lowered it (47.4 / 47.3 % at exponent 0.5, seeds 0 / 1). The official
   ActionFormer release on the same data: 63.6 / 66.3 % (seeds 0 / 1), so ``custom.yaml`` reaches 85 / 80 % of it.
+  A sigmoid focal classifier instead of the softmax (``class_loss: focal``, class weight 2 and the focal matching
+  cost as in Deformable DETR, prior 0.01; ``synthetic_accuracy.py`` run ``pointtad-focal``) gave 39.2 / 45.8 %
+  (seeds 0 / 1): lower at every tIoU (0.5: 44.2 / 56.6 %), so the paper's softmax stays.
 """
 from __future__ import annotations
 
@@ -350,9 +353,10 @@ class PointTADDecoder(nn.Module):
                  deformable: bool = True, mixing: str = "parallel", representation: str = "points",
                  point_init: str = "constant", pseudo_segment: str = "partial", num_local_points: int | None = None,
                  offset_scale: str = "action", span: str = "points", deform_zero_init: bool = True,
-                 delta_zero_init: bool = False, class_loss: str = "ce"):
+                 delta_zero_init: bool = False, class_loss: str = "ce", detach_points: bool = False):
         super().__init__()
         self.window_size = window_size
+        self.detach_points = detach_points
         self.representation = representation
         self.num_points = num_points
         self.offset_scale, self.span = offset_scale, span
@@ -425,6 +429,8 @@ class PointTADDecoder(nn.Module):
             state = self.refine(state, deltas.float())
             segments = self.pseudo_segments(state) * scale[:, None, None]  # (B, Q, 2) feature units
             outputs.append({"logits": logits, "points": state, "segments": segments, "scale": scale})
+            if self.detach_points:  # the next layer refines these points without moving them (Sparse R-CNN)
+                state = state.detach()
         return outputs
 
 
@@ -436,7 +442,8 @@ class PointTAD(nn.Module):
     ``representation``, ``point_init``, ``pseudo_segment``, ``num_local_points`` (None: N_s − ⌈N_s/3⌉),
     ``offset_scale``, ``span``. Decoder: ``num_layers`` (4), ``num_heads`` (8), ``ffn_dim`` (2048),
     ``dropout`` (0.1), ``dynamic_dim`` (64), ``num_subpoints`` (4), ``num_boundary_points`` (4),
-    ``deformable``, ``deform_zero_init``, ``delta_zero_init`` (False: Xavier as released), ``mixing``. Training: matching costs ``cost_class`` (10),
+    ``deformable``, ``deform_zero_init``, ``delta_zero_init`` (False: Xavier as released), ``mixing``,
+    ``detach_points`` (False). Training: matching costs ``cost_class`` (10),
     ``cost_l1`` (5), ``cost_iou`` (5); ``eos_coef`` (0.1); ``lambda_cls`` (10), ``lambda_loc`` (5),
     ``lambda_seg`` (1), ``ce_weight`` (1; 0.1 = released code), ``l1_loss``, ``iou_loss`` (``iou`` | ``giou``
     | ``none``), ``aux_loss``, ``class_loss`` (``ce`` | ``focal``), ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
@@ -456,7 +463,7 @@ class PointTAD(nn.Module):
                  num_layers: int = 4, num_heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1,
                  dynamic_dim: int = 64, num_subpoints: int = 4, num_boundary_points: int = 4,
                  deformable: bool = True, deform_zero_init: bool = True, delta_zero_init: bool = False,
-                 mixing: str = "parallel",
+                 mixing: str = "parallel", detach_points: bool = False,
                  # 4. training
                  cost_class: float = 10.0, cost_l1: float = 5.0, cost_iou: float = 5.0, eos_coef: float = 0.1,
                  lambda_cls: float = 10.0, lambda_loc: float = 5.0, lambda_seg: float = 1.0, ce_weight: float = 1.0,
@@ -518,7 +525,8 @@ class PointTAD(nn.Module):
             num_subpoints=num_subpoints, num_boundary_points=num_boundary_points, deformable=deformable,
             mixing=mixing, representation=representation, point_init=point_init, pseudo_segment=pseudo_segment,
             num_local_points=num_local_points, offset_scale=offset_scale, span=span,
-            deform_zero_init=deform_zero_init, delta_zero_init=delta_zero_init, class_loss=class_loss)
+            deform_zero_init=deform_zero_init, delta_zero_init=delta_zero_init, class_loss=class_loss,
+            detach_points=detach_points)
 
         # dense per-frame head S (Eq. 12): a linear map of the features (conv k3 → dropout → conv k1 as released)
         self.dense_head_kind = dense_head
