@@ -51,6 +51,8 @@ def test_layer_norm_normalises_channels_per_step():
     x = torch.randn(2, 5, 7) * 3 + 1
     ref = torch.nn.functional.layer_norm(x.permute(0, 2, 1), (5,), ln.weight, ln.bias).permute(0, 2, 1)
     assert torch.allclose(ln(x), ref, atol=1e-5)
+    assert LayerNorm(5).double()(x.double()).dtype == torch.float64            # double stays double
+    assert LayerNorm(5)(x.bfloat16()).dtype == torch.float32                   # half types are normalised in float32
     plain = LayerNorm(5, affine=False)(x)
     assert torch.allclose(plain.mean(1), torch.zeros(2, 7), atol=1e-5)
     assert torch.allclose(plain.var(1, unbiased=False), torch.ones(2, 7), atol=1e-3)

@@ -543,8 +543,9 @@ class PointTAD(nn.Module):
         # 4. training: Hungarian matching on (centre, width) / window and tIoU, set losses on every layer
         # class_loss "ce": softmax over C + no action (paper), matched on −p; "focal": sigmoid per class,
         # matched on the focal cost (Deformable DETR's), unmatched queries all-zero targets
-        matcher = HungarianMatcher(cost_class, cost_l1, cost_iou, class_cost="softmax" if class_loss == "ce" else "focal",
-                                   l1_format="cw", iou_type="giou" if iou_loss == "giou" else "iou")
+        matcher = HungarianMatcher(cost_class, cost_l1, cost_iou,
+                                   class_cost="softmax" if class_loss == "ce" else "focal", l1_format="cw",
+                                   iou_type="giou" if iou_loss == "giou" else "iou")
         self.criterion = SetCriterion(num_classes, matcher, class_loss=class_loss, eos_coef=eos_coef, l1_format="cw",
                                       iou_type="giou" if iou_loss == "giou" else "iou",
                                       weight_class=lambda_cls * ce_weight, weight_l1=lambda_loc if l1_loss else 0.0,
@@ -605,7 +606,8 @@ class PointTAD(nn.Module):
         outputs = self.run(batch)
         last = outputs["layers"][-1]
         logits = last["logits"].float()
-        probs = logits.softmax(-1)[..., :self.num_classes] if self.class_loss == "ce" else logits.sigmoid()  # (B, Q, C)
+        probs = (logits.softmax(-1)[..., :self.num_classes] if self.class_loss == "ce"
+                 else logits.sigmoid())  # (B, Q, C)
         scores, labels = probs.topk(self.detections_per_query, dim=-1)  # (B, Q, k)
         valid_len = outputs["masks"].sum(dim=1).float()  # (B,)
         segments = torch.minimum(last["segments"].clamp(min=0), valid_len[:, None, None])  # (B, Q, 2)

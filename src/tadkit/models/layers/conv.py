@@ -104,8 +104,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # reduced over dim 1 in place of F.layer_norm on a transposed view: the result stays a contiguous
         # (B, C, T) tensor, so the convolution after it needs no transposing copy (1.3-1.7x faster on the
-        # CPU); computed in float32, as autocast computes layer norms
-        x = x.float()
+        # CPU); half-precision inputs are computed in float32, as autocast computes layer norms
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
         centred = x - x.mean(dim=1, keepdim=True)                                    # (B, C, T)
         y = centred * torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + self.eps)
         if self.weight is not None:
