@@ -339,14 +339,15 @@ def plain_decode(model: TAGS, outputs, b):
                     if not z or (model.candidate_runs == "containing" and not q_s <= t <= q_e):
                         continue
                     key = (q_s * s - s / 2, q_e * s + s / 2, c)
-                    value = score * sum(mask[q_s:q_e + 1]) / (q_e - q_s + 1)
+                    cls = probs[c, q_s:q_e + 1].mean().item() if model.candidate_score == "segment" else score
+                    value = cls * sum(mask[q_s:q_e + 1]) / (q_e - q_s + 1)
                     cands[key] = max(cands.get(key, 0.0), value)
     return cands
 
 
-@pytest.mark.parametrize("runs", ["all", "containing"])
-def test_decoding_matches_a_plain_loop(runs):
-    model = tiny(candidate_runs=runs, inference_topk=6).eval()
+@pytest.mark.parametrize("runs,score", [("all", "snippet"), ("containing", "snippet"), ("containing", "segment")])
+def test_decoding_matches_a_plain_loop(runs, score):
+    model = tiny(candidate_runs=runs, candidate_score=score, inference_topk=6).eval()
     outputs = model.run(toy_batch())
     gen = torch.Generator().manual_seed(0)
     for out in outputs:                                   # sharper, more varied masks than at initialisation
@@ -403,7 +404,7 @@ def test_switches_change_modules_and_loss_terms():
 
 def test_bad_inputs_and_hyperparameters_raise_config_errors():
     for bad in (dict(scales=[]), dict(scales=[1, 1]), dict(embedding="rnn"), dict(mask_branch="x"),
-                dict(erosion_kernel=6), dict(thresholds=[0.0, 0.5]), dict(candidate_runs="x"), dict(num_heads=3),
+                dict(erosion_kernel=6), dict(thresholds=[0.0, 0.5]), dict(candidate_runs="x"), dict(candidate_score="x"), dict(num_heads=3),
                 dict(mask_head="x"), dict(stem_layers=-1), dict(redundancy_norm="x"), dict(mask_bce_weight=-1.0),
                 dict(cls_layers=-1), dict(cls_pooling="x"), dict(cls_pooling="mask", mask_branch="none")):
         with pytest.raises(ConfigError):
