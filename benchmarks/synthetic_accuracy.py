@@ -84,6 +84,7 @@ RUNS = {
     "official-actionformer": ("official_actionformer", []),   # needs --official DIR
     "sptad": ("sptad", []),
     "pointtad": ("pointtad", []),
+    "pointtad-eos03": ("pointtad", ["model.eos_coef=0.3"]),
     "pointtad-detach": ("pointtad", ["model.detach_points=true"]),
     "pointtad-focal": ("pointtad", ["model.class_loss=focal", "model.ce_weight=0.2"]),   # class weight 10 x 0.2 = 2
 }
