@@ -115,10 +115,9 @@ Then, on the same benchmark (seed 0 unless said), four more, detection-mAP 47.8 
   between layers (``detach_points: true``, Sparse R-CNN's practice; the paper and the released code let the
   gradient run through every refinement) gave 19.7 / 25.3 %: the learnable initial points and early offsets
   then learn from the first layer's loss alone. Raising the no-action weight (``eos_coef`` 0.3) gave 38.3 % (mean
-  of seeds 0 / 1). After a float-level change to the shared channel LayerNorm (the same formula reduced over the
-  channel axis, other rounding) ``custom.yaml`` itself gave 49.0 / 45.4 % (seed 1 on one thread; the code before
-  the change: 52.3 % on seed 0 on one thread), so these negative results are measured against ~47 %, and
-  differences of a few points here are within what rounding alone moves.
+  of seeds 0 / 1). After this round's changes to the shared layers (channel LayerNorm, fewer masking passes; the
+  cause is under investigation, the LayerNorm alone is not it) ``custom.yaml`` itself gave 49.0 / 45.4 % (seed 1 on one thread; the code before
+  the change: 52.3 % on seed 0 on one thread), so these negative results are measured against ~47 %.
 """
 from __future__ import annotations
 
