@@ -17,6 +17,7 @@ import torch
 import torch.distributed as tdist
 
 from ..core.errors import ConfigError
+from .allocator import keep_freed_memory
 
 __all__ = ["DistContext", "init_distributed", "EpochBatchSampler", "shard_indices"]
 
@@ -81,6 +82,7 @@ def resolve_device(pref: str = "auto", local_rank: int = 0, option: str = "train
     if pref in ("auto", "cuda") and torch.cuda.is_available():
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
         return torch.device("cuda", local_rank % torch.cuda.device_count())
+    keep_freed_memory()   # large CPU tensors reused, not mapped afresh each step (tadkit.engine.allocator)
     return torch.device("cpu")
 
 

@@ -124,3 +124,33 @@ def test_attention_arguments_are_checked():
         TransformerBlock(8, 2, window_size=4)
     with pytest.raises(ConfigError, match="theta"):
         TransformerBlock(8, 2, theta=1.5)
+
+
+def test_dropout_zeroes_with_probability_p_and_keeps_the_expectation():
+    from tadkit.models.layers import Dropout, dropout
+    torch.manual_seed(6)
+    x = torch.rand(1_000_003) + 0.5                         # not a multiple of 4 elements
+    p = 0.1
+    out = dropout(x, p, True)
+    zero = out == 0
+    k = round(p * 65536)
+    q = k / 65536                                           # the drop probability actually used
+    assert abs(zero.double().mean().item() - q) < 5 * (q * (1 - q) / x.numel()) ** 0.5   # 5 sigma
+    assert torch.allclose(out[~zero], x[~zero] * 65536 / (65536 - k))                     # survivors rescaled
+    # the decisions of neighbouring elements are not correlated (16-bit pieces of one 64-bit draw)
+    pair = zero[:-1:2] & zero[1::2]
+    assert abs(pair.double().mean().item() - q * q) < 5 * (q * q / pair.numel()) ** 0.5
+    # the gradient is the same mask and scale
+    xg = x[:1000].clone().requires_grad_()
+    y = dropout(xg, 0.3, True)
+    y.sum().backward()
+    assert torch.allclose(xg.grad, y.detach() / xg.detach())
+    # one seed, one mask; eval mode and p = 0 are the identity, p = 1 drops everything
+    torch.manual_seed(7)
+    a = dropout(x, 0.5, True)
+    torch.manual_seed(7)
+    assert torch.equal(a, dropout(x, 0.5, True))
+    module = Dropout(0.5).eval()
+    assert module(x) is x and dropout(x, 0.0, True) is x and (dropout(x, 1.0, True) == 0).all()
+    with pytest.raises(ConfigError):
+        Dropout(1.5)

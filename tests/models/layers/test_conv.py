@@ -58,6 +58,37 @@ def test_layer_norm_normalises_channels_per_step():
     assert torch.allclose(plain.var(1, unbiased=False), torch.ones(2, 7), atol=1e-3)
 
 
+def test_layer_norm_backward_equals_autograd_of_the_formula():
+    torch.manual_seed(4)
+    x = (torch.randn(3, 6, 5, dtype=torch.float64) * 2 + 0.5).requires_grad_()
+    w = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    ln = LayerNorm(6).double()
+    ln.weight, ln.bias = torch.nn.Parameter(w.detach().clone()), torch.nn.Parameter(b.detach().clone())
+    g = torch.randn(3, 6, 5, dtype=torch.float64)
+    ln(x).backward(g)
+    ours = (x.grad.clone(), ln.weight.grad.clone(), ln.bias.grad.clone())
+    x.grad = None
+    centred = x - x.mean(1, keepdim=True)                                      # the plain formula, by autograd
+    ref = centred / (centred.square().mean(1, keepdim=True) + 1e-5).sqrt() * w[:, None] + b[:, None]
+    ref.backward(g)
+    for a, r in zip(ours, (x.grad, w.grad, b.grad)):
+        assert torch.allclose(a, r, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda t: LayerNorm(6, affine=False).double()(t), (x.detach().requires_grad_(),))
+
+
+def test_layer_norm_half_output_keeps_the_input_dtype_with_the_same_rounding():
+    torch.manual_seed(5)
+    x = torch.randn(2, 8, 9).bfloat16()
+    wide, half = LayerNorm(8), LayerNorm(8, half_output=True)
+    assert wide(x).dtype == torch.float32 and half(x).dtype == torch.bfloat16
+    assert torch.equal(half(x), wide(x).bfloat16())          # what a conv under autocast would see either way
+    assert half(x.float()).dtype == torch.float32            # float32 in, float32 out
+    stack = ConvStack(8, 8, num_layers=3)                     # all but the last layer feed a conv
+    assert [layer.norm.half_output for layer in stack.layers] == [True, True, False]
+    assert all(layer.norm.half_output for layer in ConvStack(8, 8, num_layers=2, half_output=True).layers)
+
+
 def test_conv_stack_keeps_invalid_steps_zero():
     torch.manual_seed(3)
     mask = prefix_mask([6, 2], 8)

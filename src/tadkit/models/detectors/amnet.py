@@ -137,7 +137,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import (AffineDropPath, ConvStack, LayerNorm, MaskedConv1D, Scale, apply_mask, local_attention,
+from ..layers import (AffineDropPath, ConvStack, Dropout, LayerNorm, MaskedConv1D, Scale, apply_mask, local_attention,
                       sine_position_encoding)
 from ..losses import Targets, iou_loss_1d, offsets_to_segments
 from .actionformer import ActionFormer
@@ -218,11 +218,11 @@ class GroupAttentionModule(nn.Module):
         self.norm_in = LayerNorm(dim)
         self.q_proj, self.k_proj, self.v_proj = (nn.Conv1d(dim, dim, 1) for _ in range(3))   # W_cq, W_ck, W_cv
         self.out_proj = nn.Conv1d(dim, dim, 1)
-        self.attn_drop = nn.Dropout(attn_dropout)
+        self.attn_drop = Dropout(attn_dropout)
         self.norm = LayerNorm(dim)                                                        # ε of Eq. 8
         hidden = int(round(mlp_ratio * dim))
-        self.mlp = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.GELU(), nn.Dropout(proj_dropout),
-                                 nn.Conv1d(hidden, dim, 1), nn.Dropout(proj_dropout))
+        self.mlp = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.GELU(), Dropout(proj_dropout),
+                                 nn.Conv1d(hidden, dim, 1), Dropout(proj_dropout))
         self.drop_path_attn, self.drop_path_mlp = (                                       # the baseline's blocks'
             AffineDropPath(dim, path_dropout) if path_dropout > 0 else nn.Identity() for _ in range(2))
 

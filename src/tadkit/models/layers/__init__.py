@@ -3,8 +3,8 @@
 Tensors are (B, C, T) and travel with a (B, T) bool mask (True = valid step); every block
 returns the mask of its output and keeps invalid steps at zero.
 """
-from .attention import (AffineDropPath, ChannelAttention, LocalMaskedMHCA, TransformerBlock, drop_path,
-                        local_attention, sine_position_encoding)
+from .attention import (AffineDropPath, ChannelAttention, Dropout, LocalMaskedMHCA, TransformerBlock, drop_path,
+                        dropout, local_attention, sine_position_encoding)
 from .backbone import ConvTransformerBackbone, per_level
 from .conv import (ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
                    downsample_mask, model_inputs)
@@ -16,6 +16,7 @@ __all__ = [
     "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
     "downsample_mask", "model_inputs",
     "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
+    "Dropout", "dropout",
     "sine_position_encoding",
     "ConvTransformerBackbone", "per_level",
     "IdentityNeck", "FPNNeck", "build_neck", "NECKS",

@@ -91,27 +91,69 @@ class MaskedMaxPool1D(nn.Module):
         return out.masked_fill(~out_mask[:, None, :], 0.0), out_mask
 
 
-class LayerNorm(nn.Module):
-    """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step."""
+class _ChannelLayerNorm(torch.autograd.Function):
+    """LayerNorm over dim 1 of (B, C, T) with a hand-written backward.
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True):
+    Autograd of the plain formula keeps and walks about twice as many full-size intermediates;
+    this keeps one (x̂, in float32) and the (B, 1, T) inverse deviations. Computed in float32 (float64
+    stays float64); the output is float32 for a half-precision input unless ``half_output``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps: float, half_output: bool):
+        with torch.autocast(x.device.type, enabled=False):
+            xf = x if x.dtype == torch.float64 else x.float()
+            var, mean = torch.var_mean(xf, dim=1, keepdim=True, correction=0)   # (B, 1, T)
+            rstd = (var + eps).rsqrt_()
+            xhat = torch.addcmul(-mean * rstd, xf, rstd)                          # (x - mean) / std
+            y = xhat if weight is None else torch.addcmul(bias.to(xf.dtype)[:, None], xhat,
+                                                          weight.to(xf.dtype)[:, None])
+        ctx.save_for_backward(xhat, rstd, weight)
+        ctx.in_dtype = x.dtype
+        return y.to(x.dtype) if half_output else y
+
+    @staticmethod
+    def backward(ctx, dy):
+        xhat, rstd, weight = ctx.saved_tensors
+        with torch.autocast(dy.device.type, enabled=False):
+            dy = dy.to(xhat.dtype)
+            dweight = dbias = None
+            if weight is not None:
+                if ctx.needs_input_grad[1]:
+                    dweight = (dy * xhat).sum((0, 2)).to(weight.dtype)
+                if ctx.needs_input_grad[2]:
+                    dbias = dy.sum((0, 2)).to(weight.dtype)
+                dy = dy * weight.to(dy.dtype)[:, None]
+            dx = None
+            if ctx.needs_input_grad[0]:
+                # dx = rstd · (g − mean_C(g) − x̂ · mean_C(g · x̂)), g = dy · weight
+                dx = torch.addcmul(dy - dy.mean(1, keepdim=True), xhat,
+                                   (dy * xhat).mean(1, keepdim=True), value=-1).mul_(rstd).to(ctx.in_dtype)
+        return dx, dweight, dbias, None, None
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step.
+
+    Computed in float32; a float16 / bfloat16 input gives a float32 output (as autocast computes layer
+    norms) unless ``half_output``, which returns the input's dtype: for a norm whose consumer is a
+    convolution under autocast (it rounds its input to that dtype anyway, so the result is the same,
+    one full-size float32 tensor fewer). Not for a norm feeding a residual sum.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True, half_output: bool = False):
         super().__init__()
         self.num_channels = num_channels
         self.eps = eps
+        self.half_output = half_output
         self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # reduced over dim 1 in place of F.layer_norm on a transposed view: the result stays a contiguous
-        # (B, C, T) tensor, so the convolution after it needs no transposing copy (1.3-1.7x faster on the
-        # CPU); half-precision inputs are computed in float32, as autocast computes layer norms
-        if x.dtype in (torch.float16, torch.bfloat16):
-            x = x.float()
-        centred = x - x.mean(dim=1, keepdim=True)                                    # (B, C, T)
-        y = centred * torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + self.eps)
-        if self.weight is not None:
-            y = y * self.weight[:, None] + self.bias[:, None]
-        return y
+        # (B, C, T) tensor, so the convolution after it needs no transposing copy; a hand-written
+        # backward (see _ChannelLayerNorm)
+        return _ChannelLayerNorm.apply(x, self.weight, self.bias, self.eps, self.half_output)
 
 
 class Scale(nn.Module):
@@ -126,12 +168,17 @@ class Scale(nn.Module):
 
 
 class ConvNormAct(nn.Module):
-    """Masked conv, optional channel LayerNorm, ReLU; invalid steps stay zero."""
+    """Masked conv, optional channel LayerNorm, ReLU; invalid steps stay zero.
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, with_ln: bool = True):
+    ``half_output``: the norm keeps a half-precision input's dtype (:class:`LayerNorm`), for a layer
+    whose output goes only into another convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, with_ln: bool = True,
+                 half_output: bool = False):
         super().__init__()
         self.conv = MaskedConv1D(in_channels, out_channels, kernel_size, bias=not with_ln)
-        self.norm = LayerNorm(out_channels) if with_ln else nn.Identity()
+        self.norm = LayerNorm(out_channels, half_output=half_output) if with_ln else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, *,
                 input_masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,13 +188,18 @@ class ConvNormAct(nn.Module):
 
 
 class ConvStack(nn.Module):
-    """``num_layers`` ConvNormAct layers, the first from ``in_channels``: the embedding stem and head towers."""
+    """``num_layers`` ConvNormAct layers, the first from ``in_channels``: the embedding stem and head towers.
+
+    Every layer but the last feeds a convolution, so keeps half precision under autocast; the last
+    does when ``half_output`` (a head tower, whose output goes into the prediction conv).
+    """
 
     def __init__(self, in_channels: int, channels: int, num_layers: int, kernel_size: int = 3,
-                 with_ln: bool = True):
+                 with_ln: bool = True, half_output: bool = False):
         super().__init__()
         self.layers = nn.ModuleList(
-            ConvNormAct(in_channels if i == 0 else channels, channels, kernel_size, with_ln)
+            ConvNormAct(in_channels if i == 0 else channels, channels, kernel_size, with_ln,
+                        half_output=half_output or i < num_layers - 1)
             for i in range(num_layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,8 @@ class _Head(nn.Module):
     def __init__(self, in_channels: int, channels: int, out_channels: int, num_convs: int = 2,
                  kernel_size: int = 3, with_ln: bool = True):
         super().__init__()
-        self.tower = ConvStack(in_channels, channels, num_convs, kernel_size, with_ln)
+        # the tower's output goes only into the predictor conv: half precision kept under autocast
+        self.tower = ConvStack(in_channels, channels, num_convs, kernel_size, with_ln, half_output=True)
         self.predictor = MaskedConv1D(channels if num_convs else in_channels, out_channels, kernel_size)
 
     def per_level(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
