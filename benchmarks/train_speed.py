@@ -25,8 +25,12 @@ max_seq_len=2304, **params)`` with ``params`` from ``configs/<name>/thumos14.yam
 **Against the official ActionFormer release.** ``--official DIR`` (a checkout of
 happyharrycn/actionformer_release; only its ``libs/modeling`` is imported -- its NMS extension is
 not needed for training) also times the release's ``LocPointTransformer`` with its THUMOS14
-(``configs/thumos_i3d.yaml``) settings on the same inputs, in one process per length, its step
-interleaved with tadkit's (round-robin, so that other work on the machine slows all alike).
+(``configs/thumos_i3d.yaml``) settings on the same inputs, every model in its own process, their
+steps interleaved (round-robin, one process stepping at a time, so that other work on the machine
+slows all alike). tadkit's processes set the allocator as ``tadkit train`` does on the CPU
+(``tadkit.engine.allocator``: large freed blocks kept for reuse); the release's process keeps the C
+library's defaults, as its training script runs (``--official-keep-freed-memory`` gives it the
+same setting).
 The release pads every training batch to ``max_seq_len``, which must be a multiple of
 ``2**5 * (19 // 2) * 2 = 576``; each length T is therefore run at T' = T rounded up to a multiple
 of 576, by both codes (tadkit gets the same zero-padded features and masks). The ratio printed
@@ -41,7 +45,8 @@ release pads every training batch to ``max_seq_len``; tadkit pads to the batch's
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--lengths 512,1024,2304,4096]
         [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
-        [--cpu-amp] [--official DIR [--official-cpu-amp] [--thumos-info video_info.json] [--thumos-batches 8]]
+        [--cpu-amp] [--official DIR [--official-cpu-amp] [--official-keep-freed-memory]
+        [--thumos-info video_info.json] [--thumos-batches 8]]
         [--out RESULTS.json]
 """
 from __future__ import annotations
@@ -63,6 +68,7 @@ import torch
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 import tadkit  # noqa: E402
+from tadkit.engine.allocator import keep_freed_memory  # noqa: E402
 from tadkit.engine.optim import build_optimizer  # noqa: E402
 
 NUM_CLASSES, INPUT_DIM, MAX_SEQ_LEN = 20, 2048, 2304   # THUMOS14, two-stream I3D
@@ -228,6 +234,8 @@ def setup_process(spec: dict) -> torch.device:
 def run_case(spec: dict) -> dict:
     """One (device, model, T) in a fresh process: inference first, then training."""
     device = setup_process(spec)
+    if device.type == "cpu":
+        keep_freed_memory()   # as tadkit train / predict set it on the CPU
     model, optimizer, train_cfg = build_tadkit(spec["model"], device)
     cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
     train_batch = to_device(make_batch(TRAIN_BATCH, spec["length"]), device)
@@ -251,81 +259,112 @@ def run_case(spec: dict) -> dict:
             "infer_peak_mib": infer_peak}
 
 
-def run_official(spec: dict) -> dict:
-    """Official release vs tadkit's models on the same padded inputs, steps interleaved round-robin."""
-    device = setup_process(spec)
-    length, padded = spec["length"], spec["padded"]
-    batch = make_batch(TRAIN_BATCH, length, padded)
-    official = build_official(spec["official"], padded, device)
-    train_cfg = model_config("actionformer").train
-    cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
-    official_cast = lambda: autocast(device, train_cfg, spec["amp"], spec["official_cpu_amp"])  # noqa: E731
-    videos = [{"feats": batch["feats"][b, :, :length], "segments": batch["segments"][b],
-               "labels": batch["labels"][b]} for b in range(TRAIN_BATCH)]   # the release pads to max_seq_len
-    steps = {"official": train_step_fn(official, build_optimizer(official, train_cfg), videos, "final_loss",
-                                       official_cast)}
-    tad_batch = to_device(batch, device)
-    for name in spec["models"]:
-        model, optimizer, _ = build_tadkit(name, device)
-        steps[name] = train_step_fn(model, optimizer, tad_batch, "loss", cast)
-    official.train()
-    for name, step in steps.items():
-        for _ in range(spec["warmup"]):
-            step()
-    times = {name: [] for name in steps}
-    names = list(steps)
-    start, rounds = time.perf_counter(), 0
-    while rounds < spec["iters"] and (rounds == 0 or time.perf_counter() - start < spec["budget"] * len(names)):
-        for name in names[rounds % len(names):] + names[:rounds % len(names)]:   # rotate who goes first
-            synchronize(device)
-            t0 = time.perf_counter()
-            steps[name]()
-            synchronize(device)
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return {**spec, "train_s": times}
+def side_by_side_batch(spec: dict, i: int, official: bool):
+    """Batch ``i`` of a side-by-side run: tadkit's padded batch, or the release's list of unpadded videos.
 
-
-def run_official_thumos(spec: dict) -> dict:
-    """Official release vs tadkit's models on batches whose lengths follow real THUMOS14 videos.
-
-    Each batch holds two videos with lengths drawn from ``spec["lengths"]`` (the release pads every
-    training batch to ``max_seq_len`` = 2304; tadkit pads to the longest video of the batch). The
-    same batches, in the same order, for every model; steps interleaved round-robin.
+    ``spec["pairs"]`` (THUMOS14-like lengths): batch i holds two videos of those lengths, padded to the
+    longer one, their ground truth scaled inside them. Otherwise every batch is the same: two videos
+    of ``length`` steps zero-padded to ``padded``.
     """
-    device = setup_process(spec)
-    official = build_official(spec["official"], MAX_SEQ_LEN, device)
-    train_cfg = model_config("actionformer").train
-    cast = lambda: autocast(device, train_cfg, spec["amp"], spec["cpu_amp"])  # noqa: E731
-    official_cast = lambda: autocast(device, train_cfg, spec["amp"], spec["official_cpu_amp"])  # noqa: E731
-    opt = {"official": (official, build_optimizer(official, train_cfg))}
-    for name in spec["models"]:
-        model, optimizer, _ = build_tadkit(name, device)
-        opt[name] = (model, optimizer)
-    times = {name: [] for name in opt}
-    for i, (la, lb) in enumerate(spec["pairs"]):
+    if spec.get("pairs"):
+        la, lb = spec["pairs"][i]
         longest = max(la, lb)
         batch = make_batch(TRAIN_BATCH, longest, seed=i)
         for b, n in enumerate((la, lb)):   # video b is n steps long; its ground truth scaled inside it
             batch["masks"][b, n:] = False
             batch["feats"][b, :, n:] = 0.0
             batch["segments"][b] = batch["segments"][b] * (n / longest)
-        videos = [{"feats": batch["feats"][b, :, :n], "segments": batch["segments"][b],
-                   "labels": batch["labels"][b]} for b, n in enumerate((la, lb))]
-        tad_batch = to_device(batch, device)
-        names = list(opt)
-        for name in names[i % len(names):] + names[:i % len(names)]:
-            model, optimizer = opt[name]
-            model.train()
-            step = train_step_fn(model, optimizer, videos if name == "official" else tad_batch,
-                                 "final_loss" if name == "official" else "loss",
-                                 official_cast if name == "official" else cast)
-            synchronize(device)
-            t0 = time.perf_counter()
-            step()
-            synchronize(device)
-            if i >= spec["warmup"]:
-                times[name].append(time.perf_counter() - t0)
+        lengths = (la, lb)
+    else:
+        batch = make_batch(TRAIN_BATCH, spec["length"], spec["padded"])
+        lengths = (spec["length"],) * TRAIN_BATCH
+    if official:   # the release pads to max_seq_len itself
+        return [{"feats": batch["feats"][b, :, :n], "segments": batch["segments"][b], "labels": batch["labels"][b]}
+                for b, n in enumerate(lengths)]
+    return batch
+
+
+def side_by_side_worker(conn, spec: dict, name: str) -> None:
+    """One model ("official" or a tadkit model) in its own process: a timed training step per request.
+
+    tadkit's workers set the allocator as ``tadkit train`` does on the CPU
+    (:func:`tadkit.engine.allocator.keep_freed_memory`); the release's keeps the C library's defaults,
+    as its own training script runs, unless ``--official-keep-freed-memory``.
+    """
+    device = setup_process(spec)
+    official = name == "official"
+    if device.type == "cpu" and (not official or spec["official_keep_freed_memory"]):
+        keep_freed_memory()
+    train_cfg = model_config("actionformer").train
+    if official:
+        model = build_official(spec["official"], spec.get("padded") or MAX_SEQ_LEN, device)
+        optimizer = build_optimizer(model, train_cfg)
+    else:
+        model, optimizer, train_cfg = build_tadkit(name, device)
+    cast = lambda: autocast(device, train_cfg, spec["amp"],  # noqa: E731
+                            spec["official_cpu_amp"] if official else spec["cpu_amp"])
+    model.train()
+    cached = {}
+    while (i := conn.recv()) is not None:
+        key = i if spec.get("pairs") else 0
+        if key not in cached:
+            cached.clear()
+            batch = side_by_side_batch(spec, key, official)
+            cached[key] = batch if official else to_device(batch, device)
+        step = train_step_fn(model, optimizer, cached[key], "final_loss" if official else "loss", cast)
+        synchronize(device)
+        t0 = time.perf_counter()
+        step()
+        synchronize(device)
+        conn.send(time.perf_counter() - t0)
+
+
+def run_side_by_side(spec: dict) -> dict:
+    """The release and tadkit's models, each in its own process, their steps interleaved round-robin
+    (one process steps while the others wait, so load on the machine slows all alike).
+
+    With ``spec["pairs"]``: one step of every model on each THUMOS14-like batch in turn, the first
+    ``warmup`` batches untimed. Otherwise: ``warmup`` untimed steps each, then rounds on the same
+    batch until ``iters`` rounds or the time budget.
+    """
+    ctx = mp.get_context("spawn")
+    names = ["official"] + list(spec["models"])
+    workers = {}
+    for name in names:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=side_by_side_worker, args=(child, spec, name), daemon=True)
+        proc.start()
+        workers[name] = (proc, parent)
+
+    def step(name: str, i: int) -> float:
+        conn = workers[name][1]
+        conn.send(i)
+        return conn.recv()
+
+    times = {name: [] for name in names}
+    try:
+        if spec.get("pairs"):
+            for i in range(len(spec["pairs"])):
+                for name in names[i % len(names):] + names[:i % len(names)]:   # rotate who goes first
+                    t = step(name, i)
+                    if i >= spec["warmup"]:
+                        times[name].append(t)
+        else:
+            for name in names:
+                for _ in range(spec["warmup"]):
+                    step(name, 0)
+            start, rounds = time.perf_counter(), 0
+            while rounds < spec["iters"] and (rounds == 0 or time.perf_counter() - start < spec["budget"] * len(names)):
+                for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+                    times[name].append(step(name, 0))
+                rounds += 1
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=30)
     return {**spec, "train_s": times}
 
 
@@ -383,6 +422,8 @@ def main() -> None:
                     help="bfloat16 autocast for tadkit's models on the CPU (train.cpu_amp)")
     ap.add_argument("--official-cpu-amp", action="store_true",
                     help="the same for the official release's model (as released it trains in float32)")
+    ap.add_argument("--official-keep-freed-memory", action="store_true",
+                    help="the release's process also gets tadkit's allocator setting (tadkit.engine.allocator)")
     ap.add_argument("--official", metavar="DIR", help="checkout of the official ActionFormer release to compare with")
     ap.add_argument("--thumos-info", metavar="JSON", help="with --official: also compare on batches whose lengths "
                     "follow THUMOS14's videos (its video_info.json, e.g. ../shared/data/thumos14/video_info.json)")
@@ -406,7 +447,8 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if args.device == "auto" and torch.cuda.is_available() else [])
     devices = [args.device] if args.device != "auto" else devices
     common = {"iters": args.iters, "warmup": args.warmup, "budget": args.budget, "threads": args.threads,
-              "amp": args.amp, "cpu_amp": args.cpu_amp, "official_cpu_amp": args.official_cpu_amp}
+              "amp": args.amp, "cpu_amp": args.cpu_amp, "official_cpu_amp": args.official_cpu_amp,
+              "official_keep_freed_memory": args.official_keep_freed_memory}
     print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, CPU autocast: "
           f"tadkit {'bfloat16' if args.cpu_amp else 'off'}, official {'bfloat16' if args.official_cpu_amp else 'off'}, "
           f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
@@ -431,8 +473,8 @@ def main() -> None:
             rows = []
             for length in lengths:
                 padded = math.ceil(length / official_multiple()) * official_multiple()
-                r = in_fresh_process(run_official, {**common, "device": device, "length": length, "padded": padded,
-                                                    "models": models, "official": os.path.abspath(args.official)})
+                r = run_side_by_side({**common, "device": device, "length": length, "padded": padded,
+                                       "models": models, "official": os.path.abspath(args.official)})
                 comparisons.append(r)
                 off = ms(r["train_s"]["official"])
                 row = [device, str(length), str(padded), str(len(r["train_s"]["official"])), f"{off:.0f}"]
@@ -447,8 +489,8 @@ def main() -> None:
             print_table(head, rows)
             if args.thumos_info:
                 pairs = thumos_pairs(args.thumos_info, args.thumos_batches + args.warmup)
-                r = in_fresh_process(run_official_thumos, {**common, "device": device, "pairs": pairs,
-                                                           "models": models, "official": os.path.abspath(args.official)})
+                r = run_side_by_side({**common, "device": device, "pairs": pairs,
+                                       "models": models, "official": os.path.abspath(args.official)})
                 comparisons.append(r)
                 off = statistics.mean(r["train_s"]["official"])
                 row = [device, f"{statistics.mean(max(p) for p in pairs[args.warmup:]):.0f}",

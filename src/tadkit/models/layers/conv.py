@@ -103,9 +103,11 @@ class _ChannelLayerNorm(torch.autograd.Function):
     def forward(ctx, x, weight, bias, eps: float, half_output: bool):
         with torch.autocast(x.device.type, enabled=False):
             xf = x if x.dtype == torch.float64 else x.float()
-            var, mean = torch.var_mean(xf, dim=1, keepdim=True, correction=0)   # (B, 1, T)
-            rstd = (var + eps).rsqrt_()
-            xhat = torch.addcmul(-mean * rstd, xf, rstd)                          # (x - mean) / std
+            # two passes (centre, then the mean square), stable for a large mean; torch.var_mean over
+            # dim 1 is ~10x slower on the CPU than these reductions
+            xhat = xf - xf.mean(dim=1, keepdim=True)                              # (B, C, T)
+            rstd = (xhat.square().mean(dim=1, keepdim=True) + eps).rsqrt_()       # (B, 1, T)
+            xhat.mul_(rstd)                                                       # (x - mean) / std
             y = xhat if weight is None else torch.addcmul(bias.to(xf.dtype)[:, None], xhat,
                                                           weight.to(xf.dtype)[:, None])
         ctx.save_for_backward(xhat, rstd, weight)
