@@ -142,7 +142,10 @@ class ClassLevelSensitivity(nn.Module):
 
 # ---------------------------------------------------------------------------- 3.2 ASE, instance level
 class InstanceLevelEvaluator(nn.Module):
-    """Φ: temporal conv (k 3) → ReLU → FC → sigmoid, shared over pyramid levels (Eq. 5)."""
+    """Φ: temporal conv (k 3) → ReLU → FC → sigmoid, shared over pyramid levels (Eq. 5).
+
+    Returns (B, P); values at invalid points are unspecified (the losses read positives only).
+    """
 
     def __init__(self, dim: int, hidden: int, kernel_size: int = 3):
         super().__init__()
@@ -152,7 +155,8 @@ class InstanceLevelEvaluator(nn.Module):
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
         out = []
         for x, m in zip(feats, masks):
-            h, _ = self.conv(x, m)                                    # (B, hidden, T_l)
+            # pyramid features are zero at invalid steps; the output is read at valid points only
+            h, _ = self.conv(x, m, input_masked=True, mask_output=False)   # (B, hidden, T_l)
             out.append(torch.sigmoid(self.fc(F.relu(h)))[:, 0])       # (B, T_l)
         return torch.cat(out, dim=1)                                  # (B, P)
 
