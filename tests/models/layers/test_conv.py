@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from tadkit.core.errors import ConfigError
-from tadkit.models.layers import ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, model_inputs
+from tadkit.models.layers import ConvStack, LayerNorm, conv_inputs, MaskedConv1D, MaskedMaxPool1D, model_inputs
 from tests.models.helpers import fill_padding, prefix_mask
 
 
@@ -131,3 +131,13 @@ def test_masked_conv_skips_the_zeroing_passes_only_when_told():
     assert not torch.allclose(conv(dirty, mask, input_masked=True)[0], ref)   # padding read when trusted
     raw, _ = conv(clean, mask, mask_output=False)
     assert torch.equal(raw * mask[:, None], ref) and (raw[0, :, 5:] != 0).any()
+
+
+def test_conv_inputs_cast_once_as_autocast_would():
+    torch.manual_seed(8)
+    x, conv = torch.randn(2, 4, 6), torch.nn.Conv1d(4, 3, 1)
+    assert conv_inputs([x])[0] is x                                   # no autocast: unchanged
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (cast,) = conv_inputs([x])
+        assert cast.dtype == torch.bfloat16 and torch.equal(cast, x.bfloat16())
+        assert torch.equal(conv(cast), conv(x))                       # the conv sees the same input either way

@@ -28,7 +28,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import (NECKS, ClassificationHead, ConvTransformerBackbone, PointGenerator, RegressionHead,
+from ..layers import (NECKS, ClassificationHead, conv_inputs, ConvTransformerBackbone, PointGenerator, RegressionHead,
                       build_neck, model_inputs)
 from ..losses import IOU_LOSSES, Targets, assign_batch, offsets_to_segments, sigmoid_focal_loss
 
@@ -145,11 +145,13 @@ class ActionFormer(nn.Module):
         return cls_logits, offsets
 
     def run(self, batch: dict) -> dict:
-        """All network outputs: fpn_feats, fpn_masks, points (P, 4), valid (B, P), cls_logits, offsets."""
+        """All network outputs: fpn_feats, conv_feats (fpn_feats as the head convs read them), fpn_masks,
+        points (P, 4), valid (B, P), cls_logits, offsets."""
         fpn_feats, fpn_masks = self.encode(*self.preprocess(batch))
-        cls_logits, offsets = self.heads(fpn_feats, fpn_masks)
+        conv_feats = conv_inputs(fpn_feats)   # cast once under autocast for every head conv that reads them
+        cls_logits, offsets = self.heads(conv_feats, fpn_masks)
         points = self.point_generator([x.shape[-1] for x in fpn_feats], device=cls_logits.device)  # (P, 4)
-        return {"fpn_feats": fpn_feats, "fpn_masks": fpn_masks, "points": points,
+        return {"fpn_feats": fpn_feats, "conv_feats": conv_feats, "fpn_masks": fpn_masks, "points": points,
                 "valid": torch.cat(fpn_masks, dim=1), "cls_logits": cls_logits, "offsets": offsets}
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -292,8 +292,8 @@ class ASL(ActionFormer):
                 h_cls = h_cls + (p_cls if p_cls is not None else 1.0)
                 h_loc = h_loc + (p_loc if p_loc is not None else 1.0)
             if self.ase_instance:                                                     # + q, Eq. 5 and 8
-                q_cls = self.cls_evaluator(outputs["fpn_feats"], outputs["fpn_masks"])[b_idx, p_idx]
-                q_loc = self.loc_evaluator(outputs["fpn_feats"], outputs["fpn_masks"])[b_idx, p_idx]
+                q_cls = self.cls_evaluator(outputs["conv_feats"], outputs["fpn_masks"])[b_idx, p_idx]
+                q_loc = self.loc_evaluator(outputs["conv_feats"], outputs["fpn_masks"])[b_idx, p_idx]
                 h_cls = h_cls + q_cls.detach()
                 h_loc = h_loc + q_loc.detach()
                 with torch.no_grad():                                                 # quality, Eq. 6

@@ -23,6 +23,18 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask[:, None, :].to(x.dtype)
 
 
+def conv_inputs(xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``xs`` in the dtype a convolution under the current autocast would cast them to (unchanged without
+    autocast): casting once for all the convolutions that read the same tensor gives them the same input."""
+    out = []
+    for x in xs:
+        kind = x.device.type
+        if x.dtype == torch.float32 and torch.is_autocast_enabled(kind):
+            x = x.to(torch.get_autocast_dtype(kind))
+        out.append(x)
+    return out
+
+
 def model_inputs(batch: dict, input_dim: int, device: torch.device, length: int | None = None,
                  fix: str = "set the model's input_dim to the feature width") -> tuple[torch.Tensor, torch.Tensor]:
     """A batch's features (B, input_dim, T) and masks (B, T), checked, on ``device`` (float32 / bool),
