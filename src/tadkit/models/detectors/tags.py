@@ -119,8 +119,10 @@ Choices where the paper is silent:
   (``tadkit train configs/tags/custom.yaml`` at its shipped width 256, only the data paths and timing set) on the
   synthetic benchmark's single-label data (80 videos, noise 0.7): 29.3 % average mAP (tIoU 0.3:0.7) with the old
   schedule (105 optimiser steps), 54.6 / 48.2 % (seeds 0 / 1) with the new one, against 41.5 / 39.9 % at the
-  benchmark's width 64. The official ActionFormer release in the benchmark (width 64): 62.5 / 63.5 %; at its own
-  width it was not run here (a CPU trains it in hours).
+  benchmark's width 64. After the CPU speed work in the shared layers (float-level changes): 50.6 / 54.3 / 55.9 %
+  (seeds 0 / 1 / 2, 53.6 % mean; ``tadkit synth DIR --videos 80 --noise-scale 0.7``, ``train.seed=S``). The
+  official ActionFormer release in the benchmark (width 64): 62.5 / 63.5 / 69.7 %, so 81 / 86 / 80 % of it (82 % on
+  the means); at its own width it was not run here (a CPU trains it in hours).
 * Options measured without gain on the same benchmark (seed 0; off in configs/tags/custom.yaml):
   ``cls_pooling: mask`` (:class:`ClassificationBranch`: the classifier also sees the mean of the features
   over the snippet's own predicted mask) 34.5 % against 35.4 %; ``cls_layers: 2`` (ActionFormer's k3
