@@ -5,8 +5,9 @@ glibc serves every block above its mmap threshold (at most 32 MiB) by ``mmap`` a
 training step maps, page-faults and zeroes its largest tensors afresh, and the kernel's page-fault
 path, not the arithmetic, sets the speed of element-wise operations on them. Turning mmap off
 (``M_MMAP_MAX = 0``) and trimming the heap only when 2 GiB are free at its top
-(``M_TRIM_THRESHOLD``) keeps freed blocks for reuse: element-wise passes on such tensors run 2-6x faster and the CPU training step at
-the THUMOS14 configuration ~15-25 % faster (``benchmarks/train_speed.py``). The cost: the process
+(``M_TRIM_THRESHOLD``) keeps freed blocks for reuse: element-wise passes on such tensors run 2-6x
+faster and the CPU training step at the THUMOS14 configuration ~15-25 % faster
+(``benchmarks/train_speed.py``). The cost: the process
 keeps its peak resident set until it exits. ``TADKIT_KEEP_FREED_MEMORY=0`` leaves malloc alone;
 other C libraries (musl, macOS, Windows) are left alone too.
 """

@@ -28,8 +28,8 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import (NECKS, ClassificationHead, conv_inputs, ConvTransformerBackbone, PointGenerator, RegressionHead,
-                      build_neck, model_inputs)
+from ..layers import (NECKS, ClassificationHead, ConvTransformerBackbone, PointGenerator, RegressionHead,
+                      build_neck, conv_inputs, model_inputs)
 from ..losses import IOU_LOSSES, Targets, assign_batch, offsets_to_segments, sigmoid_focal_loss
 
 THUMOS14_REGRESSION_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, math.inf))

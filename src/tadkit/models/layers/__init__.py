@@ -6,14 +6,15 @@ returns the mask of its output and keeps invalid steps at zero.
 from .attention import (AffineDropPath, ChannelAttention, Dropout, LocalMaskedMHCA, TransformerBlock, drop_path,
                         dropout, local_attention, sine_position_encoding)
 from .backbone import ConvTransformerBackbone, per_level
-from .conv import (ConvNormAct, ConvStack, LayerNorm, conv_inputs, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
+from .conv import (ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask, conv_inputs,
                    downsample_mask, model_inputs)
 from .heads import ClassificationHead, RegressionHead
 from .neck import NECKS, FPNNeck, IdentityNeck, build_neck
 from .points import PointGenerator, parse_regression_ranges
 
 __all__ = [
-    "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask", "conv_inputs",
+    "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
+    "conv_inputs",
     "downsample_mask", "model_inputs",
     "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
     "Dropout", "dropout",

@@ -28,7 +28,7 @@ def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor
 
 
 class _OverlappingBlocks(torch.autograd.Function):
-    """``x.unfold(2, span, step)`` for ``step < span <= 2 · step``, with a backward of two strided copies.
+    """``x.unfold(2, span, step)`` for ``step <= span <= 2 · step``, with a backward of two strided copies.
 
     x: (B, H, L, D) with L = N · step + (span − step); the output (B, H, N, D, span) is a view. Each
     block overlaps only its next neighbour, so the gradient is block i's first ``step`` rows in place
