@@ -86,6 +86,8 @@ RUNS = {
     "pointtad": ("pointtad", []),
     "pointtad-eos03": ("pointtad", ["model.eos_coef=0.3"]),
     "pointtad-detach": ("pointtad", ["model.detach_points=true"]),
+    "pointtad-jitter": ("pointtad", ["data.train_window_jitter=true"]),
+    "pointtad-iou-target": ("pointtad", ["model.class_target=iou"]),
     "pointtad-focal": ("pointtad", ["model.class_loss=focal", "model.ce_weight=0.2"]),   # class weight 10 x 0.2 = 2
 }
 SCHEDULE = ["train.batch_size=4", "train.lr=1e-3", "train.warmup_epochs=2", "train.ema_warmup=true",

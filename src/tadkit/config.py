@@ -63,6 +63,7 @@ class DataConfig:
     trunc_thresh: float = 0.5                     # keep a cropped action if this fraction remains
     train_windows: bool = False                   # train on sliding windows instead of random crops
     train_window_overlap: float = 0.75            # overlap of those training windows
+    train_window_jitter: bool = False             # move each training window by up to half their stride, anew each epoch
     missing: str = "error"                        # videos without features: error | skip
     max_length_gap: int = 0                       # concatenated streams: lengths may differ by this
     videos: Optional[str] = None                  # video directory: end-to-end training from frames (model.backbone)

@@ -191,6 +191,36 @@ def test_train_windows_only_windows_with_actions(tmp_path):
         assert len(ds[i]["segments"]) == 1
 
 
+def test_train_window_jitter_moves_windows_within_half_a_stride_each_epoch(tmp_path):
+    segs = [[[2.0 + 7 * k, 4.0 + 7 * k] for k in range(14)]]
+    ann, store, _ = _dataset(tmp_path, durations=(100.0,), segments=segs)
+    opts = dict(training=True, train_windows=True, max_seq_len=32, train_window_overlap=0.75, fps=10,
+                feature_stride=2, feature_window=4, seed=3)
+    fixed = VideoDataset(ann, store, "training", **opts)
+    moved = VideoDataset(ann, store, "training", train_window_jitter=True, **opts)
+    assert len(fixed) == len(moved) > 4
+    stride, n = 8, fixed.entries[0].num_features
+    starts = {}
+    for epoch in range(3):
+        fixed.set_epoch(epoch)
+        moved.set_epoch(epoch)
+        for i in range(len(fixed)):
+            a, b = fixed[i], moved[i]
+            # features hold their own index: the item's first feature is its offset
+            assert b["feats"][0, 0].item() == b["offset"]
+            assert b["feats"].shape == a["feats"].shape                       # same length
+            assert 0 <= b["offset"] and b["offset"] + b["feats"].shape[1] <= n  # inside the video
+            assert abs(b["offset"] - a["offset"]) <= stride // 2
+            starts.setdefault(i, []).append(b["offset"])
+            # targets are clipped to the moved window
+            for s, e in b["segments"].numpy():
+                assert -1e-6 <= s <= e <= b["feats"].shape[1] + 1e-6
+    assert any(len(set(v)) > 1 for v in starts.values())              # moves from epoch to epoch
+    again = VideoDataset(ann, store, "training", train_window_jitter=True, **opts)
+    again.set_epoch(2)
+    assert [again[i]["offset"] for i in range(len(again))] == [v[2] for v in starts.values()]  # reproducible
+
+
 def test_unknown_label_is_an_error_in_training_and_skipped_at_inference(tmp_path):
     ann, store, _ = _dataset(tmp_path)
     ann = Annotations.from_dict(ann.to_dict(), classes=["a"])          # "b" is not a class

@@ -164,6 +164,47 @@ def test_ce_l1_iou_losses_against_hand_computation():
     assert out["loss"].item() == pytest.approx(2 * num / den + 5 * l1 / 3 + 3 * iou / 3, rel=1e-5)
 
 
+def test_iou_class_targets_against_hand_computation():
+    """class_target="iou": a matched query's CE target is its class with probability IoU, no action 1 - IoU."""
+    K, Q = 3, 4
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(2, Q, K + 1))
+    segs = np.sort(rng.uniform(0, 20, size=(2, Q, 2)), -1)
+    gts = [np.array([[2.0, 6.0], [10.0, 18.0]]), np.array([[4.0, 9.0]])]
+    labs = [np.array([2, 0]), np.array([1])]
+    indices = [([3, 0], [0, 1]), ([2], [0])]
+    crit = SetCriterion(K, FixedMatcher(indices), eos_coef=0.1, class_target="iou")
+    out = crit([{"logits": torch.tensor(logits, dtype=torch.float32), "segments": torch.tensor(segs, dtype=torch.float32)}],
+               [torch.tensor(g, dtype=torch.float32) for g in gts], [torch.tensor(l) for l in labs])
+    num, den = 0.0, 0.0
+    for b in range(2):
+        matched = dict(zip(*indices[b]))
+        for q in range(Q):
+            logp = np.log(np_softmax(logits[b, q]))
+            if q in matched:
+                g = matched[q]
+                u = np_iou(segs[b, q], gts[b][g])
+                assert 0 <= u <= 1
+                num += -(u * logp[labs[b][g]] + 0.1 * (1 - u) * logp[K])
+                den += u + 0.1 * (1 - u)
+            else:
+                num += -0.1 * logp[K]
+                den += 0.1
+    assert out["loss_ce"].item() == pytest.approx(num / den, rel=1e-5)
+    # a perfectly placed query's target is its hard label: the same loss as class_target="label"
+    perfect = segs.copy()
+    for b in range(2):
+        for q, g in zip(*indices[b]):
+            perfect[b, q] = gts[b][g]
+    layer = [{"logits": torch.tensor(logits, dtype=torch.float32), "segments": torch.tensor(perfect, dtype=torch.float32)}]
+    args = ([torch.tensor(g, dtype=torch.float32) for g in gts], [torch.tensor(l) for l in labs])
+    soft = SetCriterion(K, FixedMatcher(indices), class_target="iou")(layer, *args)["loss_ce"]
+    hard = SetCriterion(K, FixedMatcher(indices))(layer, *args)["loss_ce"]
+    assert soft.item() == pytest.approx(hard.item(), rel=1e-5)
+    with pytest.raises(ConfigError):
+        SetCriterion(K, FixedMatcher(indices), class_loss="focal", class_target="iou")
+
+
 def test_focal_loss_and_giou_against_hand_computation():
     K, Q = 2, 3
     logits = np.array([[[0.5, -1.0], [2.0, 0.1], [-0.3, 0.7]]])

@@ -5,7 +5,8 @@ Items
 *Training* (``training=True``): one item per video, a random crop of at most
 ``max_seq_len`` steps (:func:`tadkit.data.windows.random_crop`, with ``crop_ratio`` and the
 truncation rule), or, with ``train_windows=True`` (PointTAD, SP-TAD practice), one item per
-sliding window with ``train_window_overlap``, where only the actions inside a window (by the
+sliding window with ``train_window_overlap`` (moved at random each epoch by up to half the
+windows' stride with ``train_window_jitter``), where only the actions inside a window (by the
 truncation rule) are its targets.
 *Inference* (``training=False``): one item per sliding window of ``max_seq_len`` steps with
 ``window_overlap``; a video that fits is one window.
@@ -101,7 +102,7 @@ class VideoDataset(torch.utils.data.Dataset):
                  feature_window: float | None = None, fixed_length: int | None = None, window_overlap: float = 0.25,
                  crop_ratio: Sequence[float] | None = None, trunc_thresh: float = 0.5,
                  video_ids: Sequence[str] | None = None, seed: int = 0, train_windows: bool = False,
-                 train_window_overlap: float = 0.75, missing: str = "error"):
+                 train_window_overlap: float = 0.75, train_window_jitter: bool = False, missing: str = "error"):
         if max_seq_len < 1:
             raise DataError(f"max_seq_len must be >= 1, got {max_seq_len}", fix="set model.max_seq_len")
         if missing not in ("error", "skip"):
@@ -119,6 +120,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.train_windows = bool(train_windows)
         self.train_window_overlap = float(train_window_overlap)
+        self.train_window_jitter = bool(train_window_jitter)
 
         videos = annotations.select(self.subset)
         if video_ids is not None:
@@ -265,11 +267,22 @@ class VideoDataset(torch.utils.data.Dataset):
         return item
 
     def window_of(self, index: int, e: VideoEntry, start: int, end: int) -> tuple[int, int]:
-        """The item's steps ``[start, end)``: a random crop in training (without ``train_windows``)."""
+        """The item's steps ``[start, end)``: a random crop in training (without ``train_windows``).
+
+        With ``train_windows`` and ``train_window_jitter`` the window keeps its length and moves by a random
+        whole number of steps within half the windows' stride either way (inside the video), drawn anew each
+        epoch: the windows then cut the actions at other places every epoch.
+        """
         if self.training and not self.train_windows:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             start, end = random_crop(e.num_features, self.max_seq_len, e.segments, rng, crop_ratio=self.crop_ratio,
                                      trunc_thresh=self.trunc_thresh)
+        elif self.training and self.train_window_jitter:
+            stride = max(1, int(round(self.max_seq_len * (1.0 - self.train_window_overlap))))
+            shift = int(np.random.default_rng([self.seed, self.epoch, index]).integers(-(stride // 2), stride // 2 + 1))
+            length = end - start
+            start = int(min(max(start + shift, 0), max(e.num_features - length, 0)))
+            end = start + length
         return start, end
 
     def targets_of(self, e: VideoEntry, start: int, end: int) -> dict:

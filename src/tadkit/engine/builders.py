@@ -72,7 +72,8 @@ def _dataset_options(cfg: Config, training: bool, video_ids) -> dict:
     return dict(training=training, max_seq_len=max_seq_len(cfg), feature_stride=d.feature_stride,
                 feature_window=d.feature_window, fixed_length=d.fixed_length, window_overlap=d.window_overlap,
                 crop_ratio=d.crop_ratio, trunc_thresh=d.trunc_thresh, video_ids=video_ids, seed=cfg.train.seed,
-                train_windows=d.train_windows, train_window_overlap=d.train_window_overlap, missing=d.missing)
+                train_windows=d.train_windows, train_window_overlap=d.train_window_overlap,
+                train_window_jitter=d.train_window_jitter, missing=d.missing)
 
 
 def _frame_dataset(cfg: Config, subset, *, training: bool, classes=None, videos=None, video_ids=None,

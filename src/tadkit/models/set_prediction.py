@@ -25,7 +25,12 @@ empty index tensors (all its predictions are "no action").
 
 * ``loss_ce``: softmax cross-entropy over all queries with the no-action class weighted
   ``eos_coef`` (DETR's weighted mean), or the sigmoid focal loss over all queries and classes
-  (no-action = all-zero target) summed and divided by the number of ground truths;
+  (no-action = all-zero target) summed and divided by the number of ground truths. With
+  ``class_target="iou"`` (softmax only) a matched query's target is soft: its ground truth's class
+  with probability ``u``, no action with ``1 − u``, where ``u`` is the (detached) IoU of its segment
+  with that ground truth, so that the class probability learns to rank detections by localisation
+  quality (the IoU-aware classification of VarifocalNet / Stable-DINO, in softmax form); the
+  weighted mean then divides by ``Σ_i Σ_c w_c y_ic``, which equals DETR's for hard targets;
 * ``loss_l1`` and ``loss_iou``: summed over matched pairs, divided by the number of ground truths.
 
 The number of ground truths is that of the batch, averaged over processes when
@@ -194,13 +199,14 @@ class SetCriterion(nn.Module):
     ``num_classes`` K; ``matcher`` a :class:`HungarianMatcher`; ``class_loss``: ``ce`` (softmax over
     K + 1, no-action weight ``eos_coef``) or ``focal`` (sigmoid over K; ``focal_alpha``, ``focal_gamma``);
     ``l1_format`` / ``iou_type`` as for the matcher; ``weight_class``, ``weight_l1``, ``weight_iou`` weigh
-    the terms in ``loss``; ``aux_loss`` False keeps only the last layer.
+    the terms in ``loss``; ``aux_loss`` False keeps only the last layer; ``class_target``: ``label``
+    (DETR) or ``iou`` (soft targets by the matched IoU, ``ce`` only).
     """
 
     def __init__(self, num_classes: int, matcher: HungarianMatcher, *, class_loss: str = "ce",
                  eos_coef: float = 0.1, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
                  l1_format: str = "se", iou_type: str = "iou", weight_class: float = 1.0, weight_l1: float = 5.0,
-                 weight_iou: float = 2.0, aux_loss: bool = True):
+                 weight_iou: float = 2.0, aux_loss: bool = True, class_target: str = "label"):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
@@ -209,6 +215,9 @@ class SetCriterion(nn.Module):
         self.num_classes = num_classes
         self.matcher = matcher
         self.class_loss = _choice("class_loss", class_loss, ("ce", "focal"))
+        self.class_target = _choice("class_target", class_target, ("label", "iou"))
+        if self.class_target == "iou" and self.class_loss != "ce":
+            raise ConfigError("class_target 'iou' needs the softmax class loss", fix="set class_loss: ce")
         self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         self.l1_format = _choice("l1_format", l1_format, L1_FORMATS)
         self.iou_type = _choice("iou_type", iou_type, IOU_TYPES)
@@ -219,13 +228,25 @@ class SetCriterion(nn.Module):
         self.register_buffer("empty_weight", empty_weight, persistent=False)  # (K + 1,)
 
     def loss_class(self, logits: torch.Tensor, gt_labels: Sequence[torch.Tensor],
-                   indices: Sequence[tuple[torch.Tensor, torch.Tensor]], num_gt: torch.Tensor) -> torch.Tensor:
-        """Classification loss over all queries; logits (B, Q, K + 1) for ``ce``, (B, Q, K) for ``focal``."""
+                   indices: Sequence[tuple[torch.Tensor, torch.Tensor]], num_gt: torch.Tensor,
+                   quality: torch.Tensor | None = None) -> torch.Tensor:
+        """Classification loss over all queries; logits (B, Q, K + 1) for ``ce``, (B, Q, K) for ``focal``.
+
+        ``quality`` (P,): the matched pairs' IoU, in the order of :func:`matched_pairs`, for ``class_target="iou"``.
+        """
         B, Q = logits.shape[:2]
         target = torch.full((B, Q), self.num_classes, dtype=torch.long, device=logits.device)  # (B, Q) no action
         batch_idx, query_idx = matched_pairs(indices)
         target[batch_idx, query_idx] = torch.cat([l.to(logits.device, torch.long).reshape(-1)[j]
                                                   for l, (_, j) in zip(gt_labels, indices)])
+        if self.class_loss == "ce" and self.class_target == "iou" and quality is not None:
+            probs = F.one_hot(target, self.num_classes + 1).float()  # (B, Q, K + 1)
+            u = quality.detach().float().clamp(0.0, 1.0)  # (P,)
+            probs[batch_idx, query_idx] = probs[batch_idx, query_idx] * u[:, None]
+            probs[batch_idx, query_idx, self.num_classes] = 1.0 - u
+            weighted = probs * self.empty_weight.to(logits.device)  # (B, Q, K + 1): w_c · y_c
+            log_p = logits.float().log_softmax(-1)
+            return -(weighted * log_p).sum() / weighted.sum().clamp(min=1e-12)
         if self.class_loss == "ce":
             return F.cross_entropy(logits.float().transpose(1, 2), target, self.empty_weight.to(logits.device))
         onehot = F.one_hot(target, self.num_classes + 1)[..., :-1].float()  # (B, Q, K)
@@ -251,7 +272,13 @@ class SetCriterion(nn.Module):
                      normalizer=None) -> dict[str, torch.Tensor]:
         """``{"ce", "l1", "iou"}`` of one decoder layer, matched on its own."""
         indices = self.matcher(logits.detach(), segments.detach(), gt_segments, gt_labels, normalizer)
-        ce = self.loss_class(logits, gt_labels, indices, num_gt)
+        quality = None
+        if self.class_target == "iou":
+            batch_idx, query_idx = matched_pairs(indices)
+            tgt = torch.cat([s.to(segments.device, torch.float32).reshape(-1, 2)[j]
+                             for s, (_, j) in zip(gt_segments, indices)])  # (P, 2)
+            quality = 1.0 - iou_loss_1d(segments.detach().float()[batch_idx, query_idx], tgt)  # (P,)
+        ce = self.loss_class(logits, gt_labels, indices, num_gt, quality)
         l1, iou = self.loss_segments(segments, gt_segments, indices, num_gt, normalizer)
         return {"ce": ce, "l1": l1, "iou": iou}
 

@@ -160,6 +160,7 @@ OFFSET_SCALES = ("action", "window")
 SPANS = ("points", "pseudo")
 DENSE_HEADS = ("conv", "linear", "none")
 CLASS_LOSSES = ("ce", "focal")   # softmax CE with a no-action class (paper) | sigmoid focal
+CLASS_TARGETS = ("label", "iou")   # one-hot CE targets (paper) | soft targets by the matched tIoU
 
 
 def _require(condition: bool, message: str, fix: str | None = None) -> None:
@@ -471,7 +472,7 @@ class PointTAD(nn.Module):
     ``detach_points`` (False). Training: matching costs ``cost_class`` (10),
     ``cost_l1`` (5), ``cost_iou`` (5); ``eos_coef`` (0.1); ``lambda_cls`` (10), ``lambda_loc`` (5),
     ``lambda_seg`` (1), ``ce_weight`` (1; 0.1 = released code), ``l1_loss``, ``iou_loss`` (``iou`` | ``giou``
-    | ``none``), ``aux_loss``, ``class_loss`` (``ce`` | ``focal``), ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
+    | ``none``), ``aux_loss``, ``class_loss`` (``ce`` | ``focal``), ``class_target`` (``label`` | ``iou``), ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
     Inference: ``detections_per_query`` (1). ``max_seq_len`` is the training window (64 steps).
     """
 
@@ -493,7 +494,7 @@ class PointTAD(nn.Module):
                  cost_class: float = 10.0, cost_l1: float = 5.0, cost_iou: float = 5.0, eos_coef: float = 0.1,
                  lambda_cls: float = 10.0, lambda_loc: float = 5.0, lambda_seg: float = 1.0, ce_weight: float = 1.0,
                  l1_loss: bool = True, iou_loss: str = "iou", aux_loss: bool = True, class_loss: str = "ce",
-                 dense_head: str = "conv", dense_dropout: float = 0.5,
+                 class_target: str = "label", dense_head: str = "conv", dense_dropout: float = 0.5,
                  # 5. inference
                  detections_per_query: int = 1):
         super().__init__()
@@ -522,6 +523,9 @@ class PointTAD(nn.Module):
         _choice("mixing", mixing, MIXINGS)
         _choice("iou_loss", iou_loss, ("iou", "giou", "none"))
         _choice("class_loss", class_loss, CLASS_LOSSES)
+        _choice("class_target", class_target, CLASS_TARGETS)
+        _require(class_target == "label" or class_loss == "ce", "class_target 'iou' needs class_loss 'ce'",
+                 "set model.class_loss: ce or model.class_target: label")
         _choice("dense_head", dense_head, DENSE_HEADS)
         if num_local_points is not None:
             _require(isinstance(num_local_points, int) and 1 <= num_local_points <= num_points,
@@ -571,7 +575,8 @@ class PointTAD(nn.Module):
         self.criterion = SetCriterion(num_classes, matcher, class_loss=class_loss, eos_coef=eos_coef, l1_format="cw",
                                       iou_type="giou" if iou_loss == "giou" else "iou",
                                       weight_class=lambda_cls * ce_weight, weight_l1=lambda_loc if l1_loss else 0.0,
-                                      weight_iou=0.0 if iou_loss == "none" else lambda_loc, aux_loss=aux_loss)
+                                      weight_iou=0.0 if iou_loss == "none" else lambda_loc, aux_loss=aux_loss,
+                                      class_target=class_target)
         self.dense_weight = lambda_cls * lambda_seg if dense_head != "none" else 0.0
 
     # ---------------------------------------------------------------- 1. features
