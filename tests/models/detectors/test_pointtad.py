@@ -7,8 +7,9 @@ import torch
 from tadkit.core.errors import ConfigError
 from tadkit.core.instances import Instances
 from tadkit.models import build_detector, detector_defaults
-from tadkit.models.detectors.pointtad import (PointDeformation, PointTADDecoder, default_local_points,
-                                              dense_targets, interpolation_weights, pseudo_segments, refine_points)
+from tadkit.models.detectors.pointtad import (PointDeformation, PointTADDecoder, boundary_contrast,
+                                              default_local_points, dense_targets, interpolation_weights,
+                                              pseudo_segments, refine_points)
 from tests.models.helpers import prefix_mask
 
 TINY = dict(hidden_dim=16, num_queries=6, num_points=7, num_layers=2, num_heads=2, ffn_dim=32, dynamic_dim=4,
@@ -202,6 +203,63 @@ def test_predict_returns_one_detection_per_query_in_feature_units_within_the_win
     assert len({tuple(s) for s in two[0].segments.round(6).tolist()}) <= 6   # a query's classes share its segment
 
 
+def _contrast_loop(p, length, seg, c, band):
+    """Inside / outside means by explicit step lists (the definition in boundary_contrast's docstring)."""
+    s, e = seg
+    i = min(max(math.floor(s), 0), length - 1)
+    j = max(min(max(math.ceil(e), 1), length), i + 1)
+    w = max(1, round(band * (e - s)))
+    inside = [p[t, c] for t in range(i, j)]
+    outside = [p[t, c] for t in list(range(max(0, i - w), i)) + list(range(j, min(length, j + w)))]
+    q = sum(inside) / len(inside) - (sum(outside) / len(outside) if outside else 0.0)
+    return min(max(q, 1e-3), 1.0)
+
+
+def test_boundary_contrast_matches_a_loop_and_ranks_a_well_placed_segment_first():
+    rng = np.random.default_rng(0)
+    B, T, Cc, N = 2, 40, 3, 25
+    probs = torch.tensor(rng.uniform(size=(B, T, Cc)), dtype=torch.float32)
+    masks = prefix_mask([40, 23], T)
+    segs = torch.tensor(np.sort(rng.uniform(-3, 45, size=(B, N, 2)), -1), dtype=torch.float32)
+    segs = torch.minimum(segs.clamp(min=0), masks.sum(1)[:, None, None].float())   # as predict clips them
+    labels = torch.tensor(rng.integers(0, Cc, size=(B, N)))
+    for band in (0.25, 1.0):
+        got = boundary_contrast(probs, masks, segs, labels, band)
+        for b in range(B):
+            n = int(masks[b].sum())
+            for k in range(N):
+                want = _contrast_loop(probs[b].numpy().astype(np.float64), n, segs[b, k].tolist(), int(labels[b, k]), band)
+                assert got[b, k].item() == pytest.approx(want, abs=1e-5)
+    # a step profile: the segment on the plateau beats ones that are too long or too short
+    p = torch.zeros(1, 30, 1)
+    p[0, 10:20] = 1.0
+    q = boundary_contrast(p, torch.ones(1, 30, dtype=torch.bool), torch.tensor([[[10.0, 20.0], [6.0, 24.0], [12.0, 18.0]]]),
+                          torch.zeros(1, 3, dtype=torch.long))
+    assert q[0, 0] == pytest.approx(1.0) and q[0, 0] > q[0, 1] and q[0, 0] > q[0, 2]
+
+
+def test_dense_rescore_multiplies_scores_by_the_contrast_power():
+    batch = toy_batch()
+    plain = tiny(dense_rescore=0.0).eval()
+    rescored = tiny(dense_rescore=0.5).eval()
+    rescored.load_state_dict(plain.state_dict())
+    a, b = plain.predict(batch), rescored.predict(batch)
+    with torch.no_grad():
+        out = plain.run(batch)
+    probs = out["dense"].float().sigmoid()
+    for w in range(2):
+        key = lambda inst: sorted(zip(inst.segments.round(5)[:, 0], inst.segments.round(5)[:, 1], inst.labels))  # noqa
+        assert key(a[w]) == key(b[w])   # the same detections, scored anew
+        q = boundary_contrast(probs[w:w + 1], out["masks"][w:w + 1], torch.tensor(a[w].segments[None]).float(),
+                              torch.tensor(a[w].labels[None]), 0.25)[0].double().numpy()
+        want = np.sort(np.sqrt(a[w].scores * q))[::-1]
+        np.testing.assert_allclose(b[w].scores, want, rtol=1e-5)
+    with pytest.raises(ConfigError):
+        tiny(dense_rescore=0.5, dense_head="none")
+    with pytest.raises(ConfigError):
+        tiny(dense_rescore=1.5)
+
+
 @pytest.mark.parametrize("T", [1, 7, 80])
 def test_any_window_length_works(T):
     model = tiny().train()
@@ -386,10 +444,11 @@ def test_shipped_configs_load_with_the_paper_protocol(name, window, tiou, frames
         assert (params["cost_class"], params["cost_l1"], params["cost_iou"]) == (2, 5, 5)
         assert (cfg.data.window_overlap, cfg.test.sigma, params["encoder_layers"], params["detections_per_query"]) \
             == (0.5, 0.2, 2, 2)
+        assert (params["dense_rescore"], params["dense_rescore_band"]) == (0.25, 0.25)
     else:
         assert cfg.test.nms == "none" and cfg.test.max_detections is None and cfg.train.schedule == "multistep"
         assert cfg.data.window_overlap == 0.0 and params.get("encoder_layers", 0) == 0
-        assert params.get("detections_per_query", 1) == 1
+        assert params.get("detections_per_query", 1) == 1 and params.get("dense_rescore", 0) == 0
         assert (cfg.model.params["cost_class"], cfg.model.params["cost_l1"], cfg.model.params["cost_iou"]) == (10, 5, 5)
     assert cfg.train.ema_warmup == (name == "custom")
 

@@ -222,6 +222,34 @@ def dense_targets(segments: list[torch.Tensor], labels: list[torch.Tensor], leng
     return torch.stack(out)
 
 
+def boundary_contrast(probs: torch.Tensor, masks: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor,
+                      band: float = 0.25, floor: float = 1e-3) -> torch.Tensor:
+    """Localisation quality of detections from per-step class probabilities (``dense_rescore``).
+
+    probs (B, T, C) in [0, 1], masks (B, T) prefix-valid, segments (B, N, 2) feature steps of the window,
+    labels (B, N). For a detection ``[s, e]`` of class c over the valid length L: the steps
+    ``[i, j) = [clip(⌊s⌋, 0, L−1), max(clip(⌈e⌉, 1, L), i+1))`` are inside, the ``w = max(1, round(band·(e−s)))``
+    steps either side (within ``[0, L)``) are outside; the quality is
+    ``clip(mean_inside p_c − mean_outside p_c, floor, 1)`` (mean outside 0 when no step is outside). (B, N).
+    """
+    B, T, C = probs.shape
+    L = masks.sum(dim=1).long().clamp(min=1)[:, None]  # (B, 1)
+    cs = F.pad(torch.cumsum(probs * masks[..., None].to(probs.dtype), dim=1), (0, 0, 1, 0))  # (B, T+1, C)
+    s, e = segments[..., 0], segments[..., 1]  # (B, N)
+    i = torch.minimum(s.floor().long().clamp(min=0), L - 1)
+    j = torch.maximum(torch.minimum(e.ceil().long().clamp(min=1), L), i + 1)
+    w = (band * (e - s)).round().long().clamp(min=1)
+    lo, hi = (i - w).clamp(min=0), torch.minimum(j + w, L)
+
+    def total(a, b):  # Σ p_c over [a, b), (B, N)
+        return (cs.gather(1, b[..., None].expand(-1, -1, C)) - cs.gather(1, a[..., None].expand(-1, -1, C))
+                ).gather(2, labels[..., None].long()).squeeze(-1)
+    inside = total(i, j) / (j - i).to(probs.dtype)
+    n_out = ((i - lo) + (hi - j)).to(probs.dtype)
+    outside = (total(lo, i) + total(j, hi)) / n_out.clamp(min=1)
+    return (inside - outside).clamp(floor, 1.0)
+
+
 # ---------------------------------------------------------------- point level
 class PointDeformation(nn.Module):
     """Point-level local deformation, Eq. (2)-(3): each point reads ``num_subpoints`` weighted sub-points.
@@ -473,7 +501,7 @@ class PointTAD(nn.Module):
     ``cost_l1`` (5), ``cost_iou`` (5); ``eos_coef`` (0.1); ``lambda_cls`` (10), ``lambda_loc`` (5),
     ``lambda_seg`` (1), ``ce_weight`` (1; 0.1 = released code), ``l1_loss``, ``iou_loss`` (``iou`` | ``giou``
     | ``none``), ``aux_loss``, ``class_loss`` (``ce`` | ``focal``), ``class_target`` (``label`` | ``iou``), ``dense_head`` (``conv`` | ``linear`` | ``none``), ``dense_dropout`` (0.5).
-    Inference: ``detections_per_query`` (1). ``max_seq_len`` is the training window (64 steps).
+    Inference: ``detections_per_query`` (1), ``dense_rescore`` (0: off), ``dense_rescore_band`` (0.25). ``max_seq_len`` is the training window (64 steps).
     """
 
     END_TO_END = True   # model.backbone: trained from frames (tadkit.models.video_detector)
@@ -496,7 +524,7 @@ class PointTAD(nn.Module):
                  l1_loss: bool = True, iou_loss: str = "iou", aux_loss: bool = True, class_loss: str = "ce",
                  class_target: str = "label", dense_head: str = "conv", dense_dropout: float = 0.5,
                  # 5. inference
-                 detections_per_query: int = 1):
+                 detections_per_query: int = 1, dense_rescore: float = 0.0, dense_rescore_band: float = 0.25):
         super().__init__()
         _require(num_classes >= 1, f"num_classes must be >= 1, got {num_classes}")
         _require(input_dim >= 1, f"input_dim must be >= 1, got {input_dim}")
@@ -536,10 +564,17 @@ class PointTAD(nn.Module):
                             ("lambda_seg", lambda_seg), ("ce_weight", ce_weight)):
             _require(value >= 0, f"{name} must be >= 0, got {value}", f"set model.{name}")
         _require(0 <= dropout < 1 and 0 <= dense_dropout < 1, "dropout and dense_dropout must lie in [0, 1)")
+        _require(0 <= dense_rescore <= 1, f"dense_rescore must lie in [0, 1], got {dense_rescore}",
+                 "set model.dense_rescore (0: off)")
+        _require(dense_rescore_band > 0, f"dense_rescore_band must be > 0, got {dense_rescore_band}",
+                 "set model.dense_rescore_band, e.g. 0.25")
+        _require(dense_rescore == 0 or dense_head != "none", "dense_rescore needs the dense head",
+                 "set model.dense_head: conv, or model.dense_rescore: 0")
         self.num_classes = num_classes
         self.input_dim = input_dim
         self.max_seq_len = max_seq_len
         self.detections_per_query = detections_per_query
+        self.dense_rescore, self.dense_rescore_band = float(dense_rescore), float(dense_rescore_band)
         self.class_loss = class_loss
 
         # 1. video features: a 1×1 projection of pre-extracted features
@@ -639,6 +674,11 @@ class PointTAD(nn.Module):
         valid_len = outputs["masks"].sum(dim=1).float()  # (B,)
         segments = torch.minimum(last["segments"].clamp(min=0), valid_len[:, None, None])  # (B, Q, 2)
         segments = segments[:, :, None, :].expand(-1, -1, self.detections_per_query, -1)  # (B, Q, k, 2)
+        if self.dense_rescore > 0:
+            quality = boundary_contrast(outputs["dense"].float().sigmoid(), outputs["masks"], segments.flatten(1, 2),
+                                        labels.flatten(1), self.dense_rescore_band).view_as(scores)
+            a = self.dense_rescore
+            scores = scores.clamp(min=1e-12) ** (1 - a) * quality ** a  # (B, Q, k)
         return [Instances(segments[b].reshape(-1, 2).double().cpu().numpy(), labels[b].reshape(-1).cpu().numpy(),
                           scores[b].reshape(-1).double().cpu().numpy()).sorted_by_score()
                 for b in range(probs.shape[0])]
