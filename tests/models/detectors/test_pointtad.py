@@ -300,6 +300,7 @@ SWITCHES = [dict(representation="segment"), dict(point_init="uniform"), dict(poi
             dict(mixing="channel_frame"), dict(offset_scale="window"), dict(span="pseudo"),
             dict(deform_zero_init=False), dict(delta_zero_init=True, point_init="uniform"), dict(iou_loss="giou"), dict(iou_loss="none", l1_loss=False),
             dict(aux_loss=False), dict(dense_head="linear"), dict(dense_head="none"), dict(num_boundary_points=0),
+            dict(class_target="iou"), dict(dense_rescore=0.25),
             dict(num_subpoints=2), dict(ce_weight=0.1, lambda_seg=0.5), dict(class_loss="focal"),
             dict(detach_points=True)]
 
