@@ -132,6 +132,9 @@ Then, on the same benchmark (seed 0 unless said), four more, detection-mAP 47.8 
 * Longer training, same benchmark schedule at 60 epochs (``--epochs 60``, after the CPU speed work, whose dropout
   draws other random numbers): 47.3 / 62.7 % (seeds 0 / 1; segmentation 72.7 / 83.3 %) against the official
   release at 60 epochs 70.7 / 71.4 %: 67 / 88 %, 77 % on the mean. The seeds now differ by 15 points.
+  Retrained with ``dense_rescore``: 52.5 / 64.0 % (segmentation 74.3 / 82.0 %), 82 % of the release on the mean.
+  Seed 0 dips mid-schedule: the rescored checkpoints of epochs 20 / 30 / 40 / 50 give 46.3 / 41.3 / 47.4 / 53.0 %
+  (seed 1: 50.0 / 55.6 / 62.4 / 62.8 %).
 * ``dense_rescore: 0.25`` (``custom.yaml``; the paper: off). Error analysis of the two 24-epoch ``custom.yaml`` models
   (benchmark schedule, seeds 0 / 1: 53.6 / 51.3 %): a same-class detection with tIoU >= 0.7 exists for 77 % of the
   ground truths (ActionFormer's baseline: 83 %), yet AP at 0.7 is 31 % against its 61 %. Without NMS several queries
