@@ -87,7 +87,7 @@ RUNS = {
     "pointtad-eos03": ("pointtad", ["model.eos_coef=0.3"]),
     "pointtad-detach": ("pointtad", ["model.detach_points=true"]),
     "pointtad-lr2e-4": ("pointtad", ["train.lr=2e-4"]),   # custom.yaml's rate under the common schedule
-    "pointtad-lr5e-4": ("pointtad", ["train.lr=5e-4"]),
+    "pointtad-lr5e-4": ("pointtad", ["train.lr=5e-4"]),   # custom.yaml's own schedule (SCHEDULE sets 1e-3)
     "pointtad-jitter": ("pointtad", ["data.train_window_jitter=true"]),
     "pointtad-iou-target": ("pointtad", ["model.class_target=iou"]),
     "pointtad-focal": ("pointtad", ["model.class_loss=focal", "model.ce_weight=0.2"]),   # class weight 10 x 0.2 = 2
