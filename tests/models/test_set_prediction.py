@@ -129,14 +129,20 @@ class FixedMatcher:
         return [(torch.tensor(q), torch.tensor(g)) for q, g in self.indices]
 
 
-def test_ce_l1_iou_losses_against_hand_computation():
+def _two_video_case(seed: int):
+    """K = 3 classes, Q = 4 queries, two videos (2 and 1 ground truths) with a fixed matching."""
     K, Q = 3, 4
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     logits = rng.normal(size=(2, Q, K + 1))
     segs = np.sort(rng.uniform(0, 20, size=(2, Q, 2)), -1)
     gts = [np.array([[2.0, 6.0], [10.0, 18.0]]), np.array([[4.0, 9.0]])]
     labs = [np.array([2, 0]), np.array([1])]
     indices = [([3, 0], [0, 1]), ([2], [0])]
+    return K, Q, logits, segs, gts, labs, indices
+
+
+def test_ce_l1_iou_losses_against_hand_computation():
+    K, Q, logits, segs, gts, labs, indices = _two_video_case(seed=1)
     norms = np.array([20.0, 40.0])
     crit = SetCriterion(K, FixedMatcher(indices), eos_coef=0.1, l1_format="cw", iou_type="iou",
                         weight_class=2.0, weight_l1=5.0, weight_iou=3.0)
@@ -166,13 +172,7 @@ def test_ce_l1_iou_losses_against_hand_computation():
 
 def test_iou_class_targets_against_hand_computation():
     """class_target="iou": a matched query's CE target is its class with probability IoU, no action 1 - IoU."""
-    K, Q = 3, 4
-    rng = np.random.default_rng(2)
-    logits = rng.normal(size=(2, Q, K + 1))
-    segs = np.sort(rng.uniform(0, 20, size=(2, Q, 2)), -1)
-    gts = [np.array([[2.0, 6.0], [10.0, 18.0]]), np.array([[4.0, 9.0]])]
-    labs = [np.array([2, 0]), np.array([1])]
-    indices = [([3, 0], [0, 1]), ([2], [0])]
+    K, Q, logits, segs, gts, labs, indices = _two_video_case(seed=2)
     crit = SetCriterion(K, FixedMatcher(indices), eos_coef=0.1, class_target="iou")
     out = crit([{"logits": torch.tensor(logits, dtype=torch.float32), "segments": torch.tensor(segs, dtype=torch.float32)}],
                [torch.tensor(g, dtype=torch.float32) for g in gts], [torch.tensor(l) for l in labs])

@@ -239,7 +239,9 @@ class SetCriterion(nn.Module):
         batch_idx, query_idx = matched_pairs(indices)
         target[batch_idx, query_idx] = torch.cat([l.to(logits.device, torch.long).reshape(-1)[j]
                                                   for l, (_, j) in zip(gt_labels, indices)])
-        if self.class_loss == "ce" and self.class_target == "iou" and quality is not None:
+        if self.class_target == "iou":   # softmax only (checked in __init__)
+            if quality is None:
+                raise ValueError("class_target 'iou' needs the matched pairs' IoU (quality)")
             probs = F.one_hot(target, self.num_classes + 1).float()  # (B, Q, K + 1)
             u = quality.detach().float().clamp(0.0, 1.0)  # (P,)
             probs[batch_idx, query_idx] = probs[batch_idx, query_idx] * u[:, None]
@@ -252,16 +254,23 @@ class SetCriterion(nn.Module):
         onehot = F.one_hot(target, self.num_classes + 1)[..., :-1].float()  # (B, Q, K)
         return sigmoid_focal_loss(logits, onehot, self.focal_alpha, self.focal_gamma, reduction="sum") / num_gt
 
+    @staticmethod
+    def matched_segments(segments: torch.Tensor, gt_segments: Sequence[torch.Tensor],
+                         indices: Sequence[tuple[torch.Tensor, torch.Tensor]]):
+        """``(batch_idx (P,), predicted (P, 2), ground truth (P, 2))`` of the matched pairs, float32."""
+        batch_idx, query_idx = matched_pairs(indices)
+        src = segments.float()[batch_idx, query_idx]
+        tgt = torch.cat([s.to(segments.device, torch.float32).reshape(-1, 2)[j]
+                         for s, (_, j) in zip(gt_segments, indices)])
+        return batch_idx, src, tgt
+
     def loss_segments(self, segments: torch.Tensor, gt_segments: Sequence[torch.Tensor],
                       indices: Sequence[tuple[torch.Tensor, torch.Tensor]], num_gt: torch.Tensor,
                       normalizer=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(L1, 1 − IoU/GIoU) summed over matched pairs / ``num_gt``; segments (B, Q, 2) ``[start, end]``."""
         B = segments.shape[0]
         norm = _normalizer(normalizer, B, segments.device, torch.float32)  # (B,)
-        batch_idx, query_idx = matched_pairs(indices)
-        src = segments.float()[batch_idx, query_idx]  # (P, 2)
-        tgt = torch.cat([s.to(segments.device, torch.float32).reshape(-1, 2)[j]
-                         for s, (_, j) in zip(gt_segments, indices)])  # (P, 2)
+        batch_idx, src, tgt = self.matched_segments(segments, gt_segments, indices)
         scale = norm[batch_idx][:, None]  # (P, 1)
         l1 = F.l1_loss(_l1_coords(src / scale, self.l1_format), _l1_coords(tgt / scale, self.l1_format),
                        reduction="sum")
@@ -274,10 +283,8 @@ class SetCriterion(nn.Module):
         indices = self.matcher(logits.detach(), segments.detach(), gt_segments, gt_labels, normalizer)
         quality = None
         if self.class_target == "iou":
-            batch_idx, query_idx = matched_pairs(indices)
-            tgt = torch.cat([s.to(segments.device, torch.float32).reshape(-1, 2)[j]
-                             for s, (_, j) in zip(gt_segments, indices)])  # (P, 2)
-            quality = 1.0 - iou_loss_1d(segments.detach().float()[batch_idx, query_idx], tgt)  # (P,)
+            _, src, tgt = self.matched_segments(segments.detach(), gt_segments, indices)
+            quality = 1.0 - iou_loss_1d(src, tgt)  # (P,)
         ce = self.loss_class(logits, gt_labels, indices, num_gt, quality)
         l1, iou = self.loss_segments(segments, gt_segments, indices, num_gt, normalizer)
         return {"ce": ce, "l1": l1, "iou": iou}

@@ -395,6 +395,10 @@ def test_bad_inputs_and_hyperparameters_raise_config_errors():
         tiny(representation="boxes")
     with pytest.raises(ConfigError, match="hyperparameter"):
         tiny(num_query=4)
+    with pytest.raises(ConfigError, match="class_target 'iou' needs the softmax"):
+        tiny(class_loss="focal", class_target="iou")
+    with pytest.raises(ConfigError, match="class_target"):
+        tiny(class_target="soft")
 
 
 def test_defaults_are_the_paper_settings():

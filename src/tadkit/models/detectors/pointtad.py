@@ -580,9 +580,7 @@ class PointTAD(nn.Module):
         _choice("mixing", mixing, MIXINGS)
         _choice("iou_loss", iou_loss, ("iou", "giou", "none"))
         _choice("class_loss", class_loss, CLASS_LOSSES)
-        _choice("class_target", class_target, CLASS_TARGETS)
-        _require(class_target == "label" or class_loss == "ce", "class_target 'iou' needs class_loss 'ce'",
-                 "set model.class_loss: ce or model.class_target: label")
+        _choice("class_target", class_target, CLASS_TARGETS)   # with class_loss ce only: SetCriterion checks
         _choice("dense_head", dense_head, DENSE_HEADS)
         if num_local_points is not None:
             _require(isinstance(num_local_points, int) and 1 <= num_local_points <= num_points,
