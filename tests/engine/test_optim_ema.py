@@ -58,6 +58,61 @@ def test_adamw_groups_no_decay_on_biases_norms_scales():
     assert torch.equal(after["head.bias"], before["head.bias"]) and torch.equal(after["ln.weight"], before["ln.weight"])
 
 
+def _hand_adamw(params, grads, steps, lr, wd, betas=(0.9, 0.999), eps=1e-8):
+    """AdamW written out: decoupled decay, bias-corrected moments."""
+    p = [x.detach().clone().double() for x in params]
+    m = [torch.zeros_like(x) for x in p]
+    v = [torch.zeros_like(x) for x in p]
+    for t in range(1, steps + 1):
+        for i, x in enumerate(p):
+            g = grads[t - 1][i].double()
+            x.mul_(1 - lr * wd[i])
+            m[i] = betas[0] * m[i] + (1 - betas[0]) * g
+            v[i] = betas[1] * v[i] + (1 - betas[1]) * g * g
+            mhat, vhat = m[i] / (1 - betas[0] ** t), v[i] / (1 - betas[1] ** t)
+            x.sub_(lr * mhat / (vhat.sqrt() + eps))
+    return p
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_update_matches_hand_formula_fused_or_not(fused):
+    torch.manual_seed(0)
+    net = Net()
+    opt = build_optimizer(net, TrainConfig(lr=1e-2, weight_decay=0.05, fused_optimizer=fused))
+    assert bool(opt.defaults.get("fused")) is fused
+    names = [n for g in opt.param_groups for n in g["param_names"]]
+    params = [p for g in opt.param_groups for p in g["params"]]
+    wd = [g["weight_decay"] for g in opt.param_groups for _ in g["params"]]
+    grads = [[torch.randn_like(p) for p in params] for _ in range(4)]
+    expected = _hand_adamw(params, grads, 4, 1e-2, wd)
+    for step in grads:
+        for p, g in zip(params, step):
+            p.grad = g.clone()
+        opt.step()
+    for n, p, e in zip(names, params, expected):
+        torch.testing.assert_close(p.detach().double(), e, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_fused_optimizer_state_resumes_in_the_loop_and_back():
+    torch.manual_seed(0)
+    nets = [Net(), Net()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = build_optimizer(nets[0], TrainConfig(lr=1e-2, fused_optimizer=True))
+    loop = build_optimizer(nets[1], TrainConfig(lr=1e-2, fused_optimizer=False))
+    grads = [[torch.randn_like(p) for p in nets[0].parameters() if p.requires_grad] for _ in range(4)]
+    for i, step in enumerate(grads):
+        if i == 2:   # swap the optimisers' states half-way: each continues the other's run
+            state_f, state_l = fused.state_dict(), loop.state_dict()
+            fused.load_state_dict(state_l)
+            loop.load_state_dict(state_f)
+        for net, opt in zip(nets, (fused, loop)):
+            for p, g in zip([p for p in net.parameters() if p.requires_grad], step):
+                p.grad = g.clone()
+            opt.step()
+    for (n, a), b in zip(nets[0].named_parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=n)
+
+
 def test_no_decay_patterns_and_lr_groups():
     net = Net()
     assert "query" in no_decay_names(net, ["query"])

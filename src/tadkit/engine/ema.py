@@ -38,7 +38,7 @@ class ModelEMA:
         for key, ema_v in self.module.state_dict().items():
             v = src[key].detach()
             if ema_v.dtype.is_floating_point:
-                ema_v.mul_(d).add_(v.to(ema_v.dtype), alpha=1.0 - d)
+                ema_v.lerp_(v.to(ema_v.dtype), 1.0 - d)   # d * ema + (1 - d) * v in one pass
             else:
                 ema_v.copy_(v)
 
