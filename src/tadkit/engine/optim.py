@@ -109,17 +109,16 @@ def build_optimizer(model: nn.Module, train_cfg) -> torch.optim.Optimizer:
 
 
 def _fusable(groups: list[dict]) -> bool:
-    """Whether PyTorch's fused update applies: floating parameters, all on one CPU or CUDA device.
+    """Whether PyTorch's fused update applies: all parameters on one CPU or CUDA device (they are
+    floating point, since :func:`parameter_groups` keeps only parameters that require gradients).
 
     The fused kernel does the same arithmetic as the per-tensor loop in one pass over each tensor
     (the loop makes five to seven), so it matters on the CPU, where the update is memory-bound: a
     200 M-parameter AdamW step takes 0.12 s instead of 0.77 s on two cores. The checkpointed state
     is the same either way, so a run can resume with the other setting.
     """
-    params = [p for g in groups for _, p in g["params"]]
-    devices = {p.device for p in params}
-    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
-            and all(p.dtype.is_floating_point for p in params))
+    devices = {p.device for g in groups for _, p in g["params"]}
+    return len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
 
 
 def lr_factor(step: int, *, steps_per_epoch: int, epochs: int, warmup_epochs: float, schedule: str,
