@@ -450,7 +450,7 @@ def test_shipped_configs_load_with_the_paper_protocol(name, window, tiou, frames
         assert (cfg.data.window_overlap, cfg.test.sigma, params["encoder_layers"], params["detections_per_query"]) \
             == (0.5, 0.2, 2, 2)
         assert (params["dense_rescore"], params["dense_rescore_band"]) == (0.25, 0.25)
-        assert (cfg.train.lr, cfg.train.warmup_epochs, cfg.train.batch_size) == (5e-4, 2, 4)
+        assert (cfg.train.lr, cfg.train.warmup_epochs, cfg.train.batch_size, cfg.train.epochs) == (5e-4, 2, 4, 24)
     else:
         assert cfg.test.nms == "none" and cfg.test.max_detections is None and cfg.train.schedule == "multistep"
         assert cfg.data.window_overlap == 0.0 and params.get("encoder_layers", 0) == 0
