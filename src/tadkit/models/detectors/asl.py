@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
-from ..layers import MaskedConv1D
+from ..layers import Conv1d, MaskedConv1D
 from ..losses import Targets, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -150,7 +150,7 @@ class InstanceLevelEvaluator(nn.Module):
     def __init__(self, dim: int, hidden: int, kernel_size: int = 3):
         super().__init__()
         self.conv = MaskedConv1D(dim, hidden, kernel_size)
-        self.fc = nn.Conv1d(hidden, 1, 1)
+        self.fc = Conv1d(hidden, 1, 1)
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
         out = []

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
-from .conv import LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask
+from .conv import Conv1d, LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask, is_channels_last
 
 
 def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,10 @@ class ChannelAttention(nn.Module):
         q, k, v = apply_mask(q, mask), apply_mask(k, mask), apply_mask(v, mask)
         n_valid = mask.sum(dim=1).clamp(min=1).to(q.dtype)  # (B,)
         scores = (q @ k.transpose(1, 2)) / n_valid.sqrt()[:, None, None]  # (B, C, C)
-        return apply_mask(scores.softmax(dim=-1) @ v, mask)  # (B, C, T)
+        att = scores.softmax(dim=-1)
+        if is_channels_last(v):  # (Vᵀ Aᵀ)ᵀ = A V, computed so that the result stays time-major
+            return apply_mask((v.transpose(1, 2) @ att.transpose(1, 2)).transpose(1, 2), mask)
+        return apply_mask(att @ v, mask)  # (B, C, T)
 
 
 class LocalMaskedMHCA(nn.Module):
@@ -126,8 +129,8 @@ class LocalMaskedMHCA(nn.Module):
             MaskedConv1D(dim, dim, kernel, stride=stride, groups=dim, bias=False) for _ in range(3))
         # each norm feeds only a 1×1 projection conv: half precision kept under autocast
         self.q_norm, self.k_norm, self.v_norm = (LayerNorm(dim, half_output=True) for _ in range(3))
-        self.q_proj, self.k_proj, self.v_proj = (nn.Conv1d(dim, dim, 1) for _ in range(3))
-        self.out_proj = nn.Conv1d(dim, dim, 1)
+        self.q_proj, self.k_proj, self.v_proj = (Conv1d(dim, dim, 1) for _ in range(3))
+        self.out_proj = Conv1d(dim, dim, 1)
         self.attn_drop = Dropout(attn_dropout)
         self.proj_drop = Dropout(proj_dropout)
         self.channel_attention = ChannelAttention() if theta > 0 else None
@@ -148,7 +151,10 @@ class LocalMaskedMHCA(nn.Module):
             return t.view(B, self.num_heads, C // self.num_heads, -1).transpose(2, 3)
 
         out = local_attention(heads(q), heads(k), heads(v), out_mask, self.window_size, self.attn_drop)
-        out = out.transpose(2, 3).reshape(B, C, -1)  # (B, C, T')
+        if is_channels_last(x):  # (B, T', H, C / H) -> a time-major (B, C, T')
+            out = out.transpose(1, 2).reshape(B, -1, C).transpose(1, 2)
+        else:
+            out = out.transpose(2, 3).reshape(B, C, -1)  # (B, C, T')
         if self.channel_attention is not None:
             out = (1 - self.theta) * out + self.theta * self.channel_attention(q, k, v, out_mask)
         return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
@@ -170,7 +176,10 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return F.dropout(x, p, True)
     n, k = x.numel(), round(p * 65536)
     bits = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64)
-    keep = bits.view(torch.int16)[:n].view(x.shape) >= k - 32768          # P(keep) = 1 - k / 65536
+    # drawn in the order x is stored, so the mask has x's layout (a time-major x stays time-major)
+    order = sorted(range(x.ndim), key=lambda d: -x.stride(d))
+    keep = bits.view(torch.int16)[:n].view([x.shape[d] for d in order]) >= k - 32768  # P(keep) = 1 - k / 65536
+    keep = keep.permute([order.index(d) for d in range(x.ndim)])
     return x * keep.to(x.dtype).mul_(65536 / (65536 - k))
 
 
@@ -238,8 +247,8 @@ class TransformerBlock(nn.Module):
         self.attn = LocalMaskedMHCA(dim, num_heads, window_size, stride, attn_dropout, proj_dropout, theta)
         self.skip = MaskedMaxPool1D(stride)
         hidden = int(round(mlp_ratio * dim))
-        self.mlp = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.GELU(), Dropout(proj_dropout),
-                                 nn.Conv1d(hidden, dim, 1), Dropout(proj_dropout))
+        self.mlp = nn.Sequential(Conv1d(dim, hidden, 1), nn.GELU(), Dropout(proj_dropout),
+                                 Conv1d(hidden, dim, 1), Dropout(proj_dropout))
         if path_dropout > 0:
             self.drop_path_attn = AffineDropPath(dim, path_dropout)
             self.drop_path_mlp = AffineDropPath(dim, path_dropout)

@@ -23,6 +23,42 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask[:, None, :].to(x.dtype)
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a (B, C, T) tensor is stored time-major: the transposed view of a contiguous (B, T, C) one."""
+    return x.ndim == 3 and x.shape[1] > 1 and x.shape[2] > 1 and x.stride(1) == 1
+
+
+def prefers_channels_last(x: torch.Tensor) -> bool:
+    """Whether the one-stage blocks should carry ``x`` time-major: on the CPU under bfloat16 autocast.
+
+    oneDNN's bfloat16 convolutions work in that layout; fed the usual (B, C, T) layout, each one
+    reorders its input and output gradient (two full-size copies) and runs 1.5-4x slower. In float32
+    a dense kernel-3 convolution is faster in the usual layout, so nothing changes there.
+    """
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, T) with the same values stored time-major (see :func:`is_channels_last`)."""
+    return x if is_channels_last(x) else x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` (same parameters and state) that keeps a time-major input time-major.
+
+    A time-major (B, C, T) input is convolved as a channels-last (B, C, 1, T) image, so the output is
+    time-major too, with no reordering copies; any other input goes through ``nn.Conv1d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_channels_last(x) or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(x)
+        out = F.conv2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, self.stride[0]),
+                       (0, self.padding[0]), (1, self.dilation[0]), self.groups)  # (B, C_out, 1, T')
+        return out.squeeze(2)
+
+
 def conv_inputs(xs: list[torch.Tensor]) -> list[torch.Tensor]:
     """``xs`` in the dtype a convolution under the current autocast would cast them to (unchanged without
     autocast): casting once for all the convolutions that read the same tensor gives them the same input."""
@@ -72,7 +108,7 @@ class MaskedConv1D(nn.Module):
         if stride < 1:
             raise ConfigError(f"MaskedConv1D: stride must be >= 1, got {stride}")
         self.stride = stride
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
+        self.conv = Conv1d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=kernel_size // 2, groups=groups, bias=bias)
         if bias:
             nn.init.zeros_(self.conv.bias)
@@ -98,8 +134,14 @@ class MaskedMaxPool1D(nn.Module):
         out_mask = downsample_mask(mask, self.stride)  # (B, T')
         if self.stride == 1:
             return apply_mask(x, mask), out_mask
+        k, s, p = self.stride + 1, self.stride, (self.stride + 1) // 2
+        if is_channels_last(x):  # pooled as a channels-last image, so the output stays time-major
+            # (out-of-place masked_fill lays its output out as (B, C, T): clone, then fill in place)
+            x = x.clone().masked_fill_(~mask[:, None, :], float("-inf"))
+            out = F.max_pool2d(x.unsqueeze(2), (1, k), (1, s), (0, p)).squeeze(2)  # (B, C, T')
+            return to_channels_last(out).masked_fill_(~out_mask[:, None, :], 0.0), out_mask
         x = x.masked_fill(~mask[:, None, :], float("-inf"))
-        out = F.max_pool1d(x, self.stride + 1, self.stride, padding=(self.stride + 1) // 2)  # (B, C, T')
+        out = F.max_pool1d(x, k, s, padding=p)  # (B, C, T')
         return out.masked_fill(~out_mask[:, None, :], 0.0), out_mask
 
 
@@ -118,7 +160,7 @@ class _ChannelLayerNorm(torch.autograd.Function):
             # two passes (centre, then the mean square), stable for a large mean; torch.var_mean over
             # dim 1 is ~10x slower on the CPU than these reductions
             xhat = xf - xf.mean(dim=1, keepdim=True)                              # (B, C, T)
-            rstd = (xhat.square().mean(dim=1, keepdim=True) + eps).rsqrt_()       # (B, 1, T)
+            rstd = ((xhat * xhat).mean(dim=1, keepdim=True) + eps).rsqrt_()     # (B, 1, T); pow is slower
             xhat.mul_(rstd)                                                       # (x - mean) / std
             y = xhat if weight is None else torch.addcmul(bias.to(xf.dtype)[:, None], xhat,
                                                           weight.to(xf.dtype)[:, None])

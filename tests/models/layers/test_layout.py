@@ -1,0 +1,81 @@
+"""Time-major (B, C, T) tensors, the layout the one-stage blocks carry under bfloat16 on the CPU:
+each block must give what it gives on the usual layout, and keep the layout."""
+import torch
+import torch.nn.functional as F
+
+from tadkit.models.layers import (Conv1d, MaskedMaxPool1D, TransformerBlock, dropout, is_channels_last,
+                                  prefers_channels_last, to_channels_last)
+
+
+def test_to_channels_last_keeps_values_and_changes_strides():
+    x = torch.randn(2, 5, 7)
+    y = to_channels_last(x)
+    assert torch.equal(x, y) and not is_channels_last(x) and is_channels_last(y)
+    assert y.stride() == (35, 1, 5)
+
+
+def test_prefers_channels_last_only_under_cpu_bfloat16_autocast():
+    x = torch.zeros(1, 2, 3)
+    assert not prefers_channels_last(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert prefers_channels_last(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        assert not prefers_channels_last(x)
+
+
+def test_conv1d_time_major_equals_conv1d():
+    torch.manual_seed(0)
+    for k, stride, groups in [(1, 1, 1), (3, 1, 1), (3, 2, 6), (5, 1, 2)]:
+        conv = Conv1d(6, 6, k, stride=stride, padding=k // 2, groups=groups)
+        x = torch.randn(2, 6, 11, dtype=torch.float64)
+        conv = conv.double()
+        xl = to_channels_last(x).requires_grad_()
+        out = conv(xl)
+        ref = F.conv1d(x, conv.weight, conv.bias, stride, k // 2, 1, groups)   # the plain formula
+        assert is_channels_last(out)
+        torch.testing.assert_close(out, ref)
+        out.square().sum().backward()
+        xr = x.clone().requires_grad_()
+        F.conv1d(xr, conv.weight, conv.bias, stride, k // 2, 1, groups).square().sum().backward()
+        torch.testing.assert_close(xl.grad, xr.grad)
+
+
+def test_max_pool_time_major_equals_usual_layout():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 13)
+    mask = torch.arange(13)[None] < torch.tensor([13, 9, 1])[:, None]
+    pool = MaskedMaxPool1D(2)
+    ref, ref_mask = pool(x, mask)
+    out, out_mask = pool(to_channels_last(x), mask)
+    assert is_channels_last(out) and torch.equal(out_mask, ref_mask)
+    torch.testing.assert_close(out, ref)
+    assert torch.isfinite(out).all()
+
+
+def test_dropout_mask_follows_the_layout():
+    torch.manual_seed(0)
+    x = to_channels_last(torch.ones(2, 64, 300))
+    y = dropout(x, 0.25)
+    assert is_channels_last(y)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.25) < 0.01
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - round(0.25 * 65536))))
+
+
+def test_transformer_block_time_major_equals_usual_layout():
+    torch.manual_seed(0)
+    for stride, theta in [(1, 0.0), (2, 0.5)]:
+        blk = TransformerBlock(16, 4, 5, stride, theta=theta).double()
+        x = torch.randn(2, 16, 23, dtype=torch.float64)
+        mask = torch.arange(23)[None] < torch.tensor([23, 15])[:, None]
+        x = x * mask[:, None]
+        xr, xl = x.clone().requires_grad_(), to_channels_last(x).requires_grad_()
+        ref, ref_mask = blk(xr, mask)
+        out, out_mask = blk(xl, mask)
+        assert is_channels_last(out) and torch.equal(out_mask, ref_mask)
+        torch.testing.assert_close(out, ref)
+        w = torch.randn_like(ref)
+        (ref * w).sum().backward()
+        (out * w).sum().backward()
+        torch.testing.assert_close(xl.grad, xr.grad)
