@@ -13,7 +13,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from .attention import TransformerBlock
-from .conv import ConvStack, prefers_channels_last, to_channels_last
+from .conv import ConvStack, conv_inputs, prefers_channels_last, to_channels_last
 
 
 def per_level(value, num_levels: int, name: str) -> list:
@@ -59,7 +59,7 @@ class ConvTransformerBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if prefers_channels_last(x):  # bfloat16 on the CPU: every block carries the features time-major
-            x = to_channels_last(x.to(torch.bfloat16) if torch.is_autocast_enabled("cpu") else x)  # the cast the first convolution would make
+            x = to_channels_last(conv_inputs([x])[0])  # cast as the first convolution would, then reordered
         x, mask = self.embed(x, mask)  # (B, C, T)
         for blk in self.stem:
             x, mask = blk(x, mask)

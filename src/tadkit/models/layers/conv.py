@@ -109,7 +109,7 @@ class MaskedConv1D(nn.Module):
             raise ConfigError(f"MaskedConv1D: stride must be >= 1, got {stride}")
         self.stride = stride
         self.conv = Conv1d(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=kernel_size // 2, groups=groups, bias=bias)
+                           padding=kernel_size // 2, groups=groups, bias=bias)
         if bias:
             nn.init.zeros_(self.conv.bias)
 
