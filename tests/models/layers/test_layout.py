@@ -3,7 +3,7 @@ each block must give what it gives on the usual layout, and keep the layout."""
 import torch
 import torch.nn.functional as F
 
-from tadkit.models.layers import (Conv1d, MaskedMaxPool1D, TransformerBlock, dropout, is_channels_last,
+from tadkit.models.layers import (Conv1d, LayerNorm, MaskedMaxPool1D, TransformerBlock, dropout, is_channels_last,
                                   prefers_channels_last, to_channels_last)
 
 
@@ -50,6 +50,34 @@ def test_max_pool_time_major_equals_usual_layout():
     assert is_channels_last(out) and torch.equal(out_mask, ref_mask)
     torch.testing.assert_close(out, ref)
     assert torch.isfinite(out).all()
+
+
+def test_layer_norm_time_major_equals_the_formula_in_float64():
+    torch.manual_seed(0)
+    x = torch.randn(2, 48, 37, dtype=torch.float64) * 3 + 1
+    g = torch.randn(2, 48, 37, dtype=torch.float64)
+    w, b = torch.rand(48, dtype=torch.float64) + 0.5, torch.randn(48, dtype=torch.float64)
+    xr = x.clone().requires_grad_()
+    wr, br = w.clone().requires_grad_(), b.clone().requires_grad_()
+    centred = xr - xr.mean(1, keepdim=True)                                      # the plain formula
+    ref = centred / (centred.square().mean(1, keepdim=True) + 1e-5).sqrt() * wr[:, None] + br[:, None]
+    ref.backward(g)
+    for dtype, half_output, tol in [(torch.float32, False, 1e-5), (torch.bfloat16, True, 2e-2),
+                                    (torch.bfloat16, False, 2e-2)]:
+        ln = LayerNorm(48, half_output=half_output)
+        with torch.no_grad():
+            ln.weight.copy_(w), ln.bias.copy_(b)
+        xl = to_channels_last(x.to(dtype)).requires_grad_()
+        out = ln(xl)
+        assert is_channels_last(out)
+        assert out.dtype == (dtype if half_output else torch.float32)
+        out.backward(g.to(out.dtype))
+        scale = ref.abs().max().item()
+        assert (out.double() - ref).abs().max().item() < tol * scale
+        assert (xl.grad.double() - xr.grad).abs().max().item() < tol * xr.grad.abs().max().item()
+        # the parameter gradients are sums over every step: accumulated in float32 whatever the input
+        for got, want in ((ln.weight.grad, wr.grad), (ln.bias.grad, br.grad)):
+            assert (got.double() - want).abs().max().item() < 2e-3 * want.abs().max().item()
 
 
 def test_dropout_mask_follows_the_layout():

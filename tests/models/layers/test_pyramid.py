@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from tadkit.core.errors import ConfigError
 from tadkit.models.layers import (ClassificationHead, ConvTransformerBackbone, FPNNeck, PointGenerator,
-                                  RegressionHead, build_neck)
+                                  RegressionHead, build_neck, pack_levels, to_channels_last, unpack_levels)
 from tests.models.helpers import fill_padding, prefix_mask
 
 
@@ -109,3 +109,35 @@ def test_regression_head_is_non_negative_with_per_level_scale():
     after = head(feats, masks)
     assert (after[1] == 0).all()
     assert torch.allclose(after[0], 2 * before[0])
+
+
+def test_pack_levels_puts_zero_gaps_between_levels_and_unpacks_views():
+    feats = [torch.randn(2, 3, 5), torch.randn(2, 3, 2), torch.randn(2, 3, 1)]
+    masks = [prefix_mask([5, 4], 5), prefix_mask([2, 1], 2), prefix_mask([1, 1], 1)]
+    for time_major in (False, True):
+        packed, mask = pack_levels([to_channels_last(f) for f in feats] if time_major else feats, masks, gap=2)
+        assert packed.shape == (2, 3, 5 + 2 + 2 + 2 + 1) and mask.shape == (2, 12)
+        assert (packed[:, :, 5:7] == 0).all() and (packed[:, :, 9:11] == 0).all() and not mask[:, [5, 6, 9, 10]].any()
+        for got, want in zip(unpack_levels(packed, [5, 2, 1], gap=2), feats):
+            assert torch.equal(got, want)
+        for got, want in zip(unpack_levels(mask[:, None], [5, 2, 1], gap=2), masks):
+            assert torch.equal(got[:, 0], want)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_heads_on_all_levels_equal_each_level_on_its_own(kernel):
+    torch.manual_seed(3)
+    cls_head = ClassificationHead(6, 8, num_classes=3, num_convs=2, kernel_size=kernel)
+    reg_head = RegressionHead(6, 8, num_levels=3, num_convs=2, kernel_size=kernel)
+    for p in list(cls_head.parameters()) + list(reg_head.parameters()):
+        torch.nn.init.normal_(p, std=0.5)
+    masks = [prefix_mask([8, 6], 8), prefix_mask([4, 3], 4), prefix_mask([2, 2], 2)]
+    feats = [fill_padding(torch.randn(2, 6, m.shape[1]), m, 0.0) for m in masks]
+    logits, offsets = cls_head(feats, masks), reg_head(feats, masks)
+    for level, (x, m) in enumerate(zip(feats, masks)):
+        alone = cls_head([x], [m])[0]                          # one level: nothing packed beside it
+        torch.testing.assert_close(logits[level], alone)
+        scale = reg_head.scales[level].scale
+        reg_alone = torch.relu(scale * reg_head.per_level([x], [m])[0]).transpose(1, 2)
+        torch.testing.assert_close(offsets[level], reg_alone)
+        assert (offsets[level][~m] == 0).all()

@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
-from ..layers import Conv1d, MaskedConv1D
+from ..layers import Conv1d, MaskedConv1D, pack_levels, unpack_levels
 from ..losses import Targets, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -144,21 +144,22 @@ class ClassLevelSensitivity(nn.Module):
 class InstanceLevelEvaluator(nn.Module):
     """Φ: temporal conv (k 3) → ReLU → FC → sigmoid, shared over pyramid levels (Eq. 5).
 
-    Returns (B, P); values at invalid points are unspecified (the losses read positives only).
+    Returns (B, P); values at invalid points are unspecified (the losses read positives only). The
+    levels go through in one pass, as in the heads (:func:`~tadkit.models.layers.pack_levels`).
     """
 
     def __init__(self, dim: int, hidden: int, kernel_size: int = 3):
         super().__init__()
         self.conv = MaskedConv1D(dim, hidden, kernel_size)
         self.fc = Conv1d(hidden, 1, 1)
+        self.gap = kernel_size // 2
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
-        out = []
-        for x, m in zip(feats, masks):
-            # pyramid features are zero at invalid steps; the output is read at valid points only
-            h, _ = self.conv(x, m, input_masked=True, mask_output=False)   # (B, hidden, T_l)
-            out.append(torch.sigmoid(self.fc(F.relu(h)))[:, 0])       # (B, T_l)
-        return torch.cat(out, dim=1)                                  # (B, P)
+        x, m = pack_levels(feats, masks, self.gap)                   # (B, C, P + gaps)
+        # pyramid features are zero at invalid steps; the output is read at valid points only
+        h, _ = self.conv(x, m, input_masked=True, mask_output=False)   # (B, hidden, P + gaps)
+        q = torch.sigmoid(self.fc(F.relu(h)))                          # (B, 1, P + gaps)
+        return torch.cat(unpack_levels(q, [f.shape[-1] for f in feats], self.gap), dim=2)[:, 0]   # (B, P)
 
 
 def _normalized_position(points: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:

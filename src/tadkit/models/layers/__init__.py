@@ -9,7 +9,7 @@ from .backbone import ConvTransformerBackbone, per_level
 from .conv import (Conv1d, ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
                    conv_inputs, downsample_mask, is_channels_last, model_inputs, prefers_channels_last,
                    to_channels_last)
-from .heads import ClassificationHead, RegressionHead
+from .heads import ClassificationHead, RegressionHead, pack_levels, unpack_levels
 from .neck import NECKS, FPNNeck, IdentityNeck, build_neck
 from .points import PointGenerator, parse_regression_ranges
 
@@ -23,5 +23,5 @@ __all__ = [
     "ConvTransformerBackbone", "per_level",
     "IdentityNeck", "FPNNeck", "build_neck", "NECKS",
     "PointGenerator", "parse_regression_ranges",
-    "ClassificationHead", "RegressionHead",
+    "ClassificationHead", "RegressionHead", "pack_levels", "unpack_levels",
 ]

@@ -206,6 +206,14 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_channels_last(x) and x.dtype != torch.float64:
+            # time-major: the channels are the last dim of the (B, T, C) storage, so the fused native
+            # kernel normalises it in place of the reductions below (3-4x faster forward and backward).
+            # It is fed float32: its bfloat16-input backward rounds the weight gradient (~5 % error)
+            with torch.autocast(x.device.type, enabled=False):
+                y = F.layer_norm(x.float().transpose(1, 2), (self.num_channels,), self.weight, self.bias,
+                                 self.eps).transpose(1, 2)                                # (B, C, T) time-major
+            return y.to(x.dtype) if self.half_output else y
         # reduced over dim 1 in place of F.layer_norm on a transposed view: the result stays a contiguous
         # (B, C, T) tensor, so the convolution after it needs no transposing copy; a hand-written
         # backward (see _ChannelLayerNorm)

@@ -4,6 +4,11 @@ Each head is a tower of masked conv + LayerNorm + ReLU layers, then a masked con
 The classifier's bias starts at ``-log((1 − π) / π)`` (prior π = 0.01) so early training is
 not swamped by background; the regressor outputs ``ReLU(scale_l · x)`` with one learnable
 scale per level, i.e. non-negative distances to the start and end in units of the level stride.
+
+The levels go through the towers in one pass: concatenated along time with ``kernel_size // 2``
+zero steps between them (:func:`pack_levels`), so a kernel never reaches from one level into the
+next and every level's output equals its own pass; one convolution per layer in place of one per
+level (fewer, larger calls, each weight cast once under autocast).
 """
 from __future__ import annotations
 
@@ -13,7 +18,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv import ConvStack, MaskedConv1D, Scale
+from .conv import ConvStack, MaskedConv1D, Scale, is_channels_last
+
+
+def pack_levels(feats: list[torch.Tensor], masks: list[torch.Tensor], gap: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Levels [(B, C, T_l)] concatenated along time with ``gap`` zero, invalid steps between them:
+    (B, C, sum T_l + gap·(L − 1)) and its mask. Time-major inputs give a time-major result.
+
+    Masked layers of kernel size up to ``2·gap + 1`` then treat each level as its own sequence.
+    """
+    time_major = is_channels_last(feats[0])
+    b, c = feats[0].shape[:2]
+    parts, mask_parts = [], []
+    for i, (x, m) in enumerate(zip(feats, masks)):
+        if i and gap:
+            parts.append(x.new_zeros((b, gap, c) if time_major else (b, c, gap)))
+            mask_parts.append(m.new_zeros(b, gap))
+        parts.append(x.transpose(1, 2) if time_major else x)
+        mask_parts.append(m)
+    packed = torch.cat(parts, 1).transpose(1, 2) if time_major else torch.cat(parts, 2)
+    return packed, torch.cat(mask_parts, 1)
+
+
+def unpack_levels(packed: torch.Tensor, sizes: list[int], gap: int) -> list[torch.Tensor]:
+    """Views of each level's steps of a :func:`pack_levels` result (B, C', sum T_l + gaps)."""
+    out, start = [], 0
+    for size in sizes:
+        out.append(packed[:, :, start:start + size])
+        start += size + gap
+    return out
 
 
 class _Head(nn.Module):
@@ -26,10 +59,15 @@ class _Head(nn.Module):
         self.tower = ConvStack(in_channels, channels, num_convs, kernel_size, with_ln, half_output=True)
         self.predictor = MaskedConv1D(channels if num_convs else in_channels, out_channels, kernel_size)
 
-    def per_level(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        feats, mask = self.tower(x, mask)
+        self.gap = kernel_size // 2
+
+    def per_level(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """(B, out_channels, T_l) per level, every level in one pass (see :func:`pack_levels`)."""
+        x, mask = pack_levels(feats, masks, self.gap)
+        x, mask = self.tower(x, mask)
         # a tower's output is zero at invalid steps (an empty tower passes x, which is not checked)
-        return self.predictor(feats, mask, input_masked=len(self.tower.layers) > 0)[0]  # (B, out_channels, T_l)
+        out = self.predictor(x, mask, input_masked=len(self.tower.layers) > 0)[0]   # (B, out_channels, P + gaps)
+        return unpack_levels(out, [f.shape[-1] for f in feats], self.gap)
 
 
 class ClassificationHead(_Head):
@@ -41,7 +79,7 @@ class ClassificationHead(_Head):
         nn.init.constant_(self.predictor.conv.bias, -math.log((1 - prior_prob) / prior_prob))
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.per_level(x, m).transpose(1, 2) for x, m in zip(feats, masks)]
+        return [x.transpose(1, 2) for x in self.per_level(feats, masks)]
 
 
 class RegressionHead(_Head):
@@ -61,5 +99,4 @@ class RegressionHead(_Head):
         self.scales = nn.ModuleList(Scale() for _ in range(num_levels))
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [F.relu(scale(self.per_level(x, m))).transpose(1, 2)
-                for scale, x, m in zip(self.scales, feats, masks)]
+        return [F.relu(scale(x)).transpose(1, 2) for scale, x in zip(self.scales, self.per_level(feats, masks))]
