@@ -84,6 +84,9 @@ def test_layer_norm_half_output_keeps_the_input_dtype_with_the_same_rounding():
     assert wide(x).dtype == torch.float32 and half(x).dtype == torch.bfloat16
     assert torch.equal(half(x), wide(x).bfloat16())          # what a conv under autocast would see either way
     assert half(x.float()).dtype == torch.float32            # float32 in, float32 out
+    with torch.autocast("cpu", dtype=torch.bfloat16):        # ... unless a conv would cast it: then its dtype
+        assert half(x.float()).dtype == torch.bfloat16 and wide(x.float()).dtype == torch.float32
+        assert torch.equal(half(x.float()), wide(x.float()).bfloat16())
     stack = ConvStack(8, 8, num_layers=3)                     # all but the last layer feed a conv
     assert [layer.norm.half_output for layer in stack.layers] == [True, True, False]
     assert all(layer.norm.half_output for layer in ConvStack(8, 8, num_layers=2, half_output=True).layers)

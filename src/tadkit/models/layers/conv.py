@@ -150,11 +150,11 @@ class _ChannelLayerNorm(torch.autograd.Function):
 
     Autograd of the plain formula keeps and walks about twice as many full-size intermediates;
     this keeps one (x̂, in float32) and the (B, 1, T) inverse deviations. Computed in float32 (float64
-    stays float64); the output is float32 for a half-precision input unless ``half_output``.
+    stays float64); the output has ``out_dtype`` (None: the computation's).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps: float, half_output: bool):
+    def forward(ctx, x, weight, bias, eps: float, out_dtype: torch.dtype | None):
         with torch.autocast(x.device.type, enabled=False):
             xf = x if x.dtype == torch.float64 else x.float()
             # two passes (centre, then the mean square), stable for a large mean; torch.var_mean over
@@ -166,7 +166,7 @@ class _ChannelLayerNorm(torch.autograd.Function):
                                                           weight.to(xf.dtype)[:, None])
         ctx.save_for_backward(xhat, rstd, weight)
         ctx.in_dtype = x.dtype
-        return y.to(x.dtype) if half_output else y
+        return y if out_dtype is None else y.to(out_dtype)
 
     @staticmethod
     def backward(ctx, dy):
@@ -192,9 +192,10 @@ class LayerNorm(nn.Module):
     """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step.
 
     Computed in float32; a float16 / bfloat16 input gives a float32 output (as autocast computes layer
-    norms) unless ``half_output``, which returns the input's dtype: for a norm whose consumer is a
-    convolution under autocast (it rounds its input to that dtype anyway, so the result is the same,
-    one full-size float32 tensor fewer). Not for a norm feeding a residual sum.
+    norms) unless ``half_output``, which returns the input's dtype, or under autocast the autocast dtype:
+    for a norm whose consumers are convolutions under autocast (they round their input to that dtype
+    anyway, so the result is the same, cast once for all of them, one full-size float32 tensor fewer).
+    Not for a norm feeding a residual sum.
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True, half_output: bool = False):
@@ -205,7 +206,17 @@ class LayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
+    def _out_dtype(self, x: torch.Tensor) -> torch.dtype | None:
+        if not self.half_output:
+            return None
+        if x.dtype in (torch.float16, torch.bfloat16):
+            return x.dtype
+        if x.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type):
+            return torch.get_autocast_dtype(x.device.type)   # what a convolution would cast it to
+        return None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_dtype = self._out_dtype(x)
         if is_channels_last(x) and x.dtype != torch.float64:
             # time-major: the channels are the last dim of the (B, T, C) storage, so the fused native
             # kernel normalises it in place of the reductions below (3-4x faster forward and backward).
@@ -213,11 +224,11 @@ class LayerNorm(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 y = F.layer_norm(x.float().transpose(1, 2), (self.num_channels,), self.weight, self.bias,
                                  self.eps).transpose(1, 2)                                # (B, C, T) time-major
-            return y.to(x.dtype) if self.half_output else y
+            return y if out_dtype is None else y.to(out_dtype)
         # reduced over dim 1 in place of F.layer_norm on a transposed view: the result stays a contiguous
         # (B, C, T) tensor, so the convolution after it needs no transposing copy; a hand-written
         # backward (see _ChannelLayerNorm)
-        return _ChannelLayerNorm.apply(x, self.weight, self.bias, self.eps, self.half_output)
+        return _ChannelLayerNorm.apply(x, self.weight, self.bias, self.eps, out_dtype)
 
 
 class Scale(nn.Module):
