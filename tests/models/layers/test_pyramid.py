@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from tadkit.core.errors import ConfigError
 from tadkit.models.layers import (ClassificationHead, ConvTransformerBackbone, FPNNeck, PointGenerator,
-                                  RegressionHead, build_neck, pack_levels, to_channels_last, unpack_levels)
+                                  RegressionHead, build_neck, is_channels_last, pack_levels, to_channels_last,
+                                  unpack_levels)
 from tests.models.helpers import fill_padding, prefix_mask
 
 
@@ -115,8 +116,13 @@ def test_pack_levels_puts_zero_gaps_between_levels_and_unpacks_views():
     feats = [torch.randn(2, 3, 5), torch.randn(2, 3, 2), torch.randn(2, 3, 1)]
     masks = [prefix_mask([5, 4], 5), prefix_mask([2, 1], 2), prefix_mask([1, 1], 1)]
     for time_major in (False, True):
-        packed, mask = pack_levels([to_channels_last(f) for f in feats] if time_major else feats, masks, gap=2)
+        levels = [to_channels_last(f) for f in feats] if time_major else feats
+        assert pack_levels(levels, masks, gap=2)[0].shape == (2, 3, 32)          # padded to a multiple of 32
+        padded, padded_mask = pack_levels(levels, masks, gap=2, multiple=8)
+        assert padded.shape == (2, 3, 16) and (padded[:, :, 12:] == 0).all() and not padded_mask[:, 12:].any()
+        packed, mask = pack_levels(levels, masks, gap=2, multiple=1)
         assert packed.shape == (2, 3, 5 + 2 + 2 + 2 + 1) and mask.shape == (2, 12)
+        assert torch.equal(padded[:, :, :12], packed) and is_channels_last(packed) == time_major
         assert (packed[:, :, 5:7] == 0).all() and (packed[:, :, 9:11] == 0).all() and not mask[:, [5, 6, 9, 10]].any()
         for got, want in zip(unpack_levels(packed, [5, 2, 1], gap=2), feats):
             assert torch.equal(got, want)
