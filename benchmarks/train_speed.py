@@ -40,12 +40,14 @@ is official ms/step / tadkit ms/step (the speed target: at least 2 on the CPU).
 lengths follow THUMOS14's training videos (frames / 4, capped at 2304, 90-100 % crops): the
 release pads every training batch to ``max_seq_len``; tadkit pads to the batch's longest video.
 
-``--cpu-amp`` runs tadkit's models under bfloat16 autocast on the CPU (``train.cpu_amp``);
-``--official-cpu-amp`` does the same for the release's model, which as released trains in float32.
+tadkit's models train on the CPU as their ``configs/<name>/thumos14.yaml`` says (``train.cpu_amp: auto``:
+bfloat16 autocast where the CPU has AMX / AVX512-BF16 units, float32 elsewhere), as ``tadkit train``
+runs them; ``--cpu-amp`` / ``--no-cpu-amp`` force bfloat16 / float32. ``--official-cpu-amp`` runs the
+release's model under bfloat16 autocast too; as released it trains in float32.
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--lengths 512,1024,2304,4096]
         [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
-        [--cpu-amp] [--official DIR [--official-cpu-amp] [--official-keep-freed-memory]
+        [--[no-]cpu-amp] [--official DIR [--official-cpu-amp] [--official-keep-freed-memory]
         [--thumos-info video_info.json] [--thumos-batches 8]]
         [--out RESULTS.json]
 """
@@ -70,6 +72,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 import tadkit  # noqa: E402
 from tadkit.engine.allocator import keep_freed_memory  # noqa: E402
 from tadkit.engine.optim import build_optimizer  # noqa: E402
+from tadkit.engine.trainer import cpu_amp_enabled  # noqa: E402
 
 NUM_CLASSES, INPUT_DIM, MAX_SEQ_LEN = 20, 2048, 2304   # THUMOS14, two-stream I3D
 TRAIN_BATCH, GT_PER_VIDEO = 2, 5
@@ -201,8 +204,11 @@ def timed(fn, device: torch.device, warmup: int, iters: int, budget: float) -> l
     return times
 
 
-def autocast(device: torch.device, train_cfg, amp: bool, cpu_amp: bool = False):
-    """The trainer's autocast: the config's on the GPU (unless ``--no-amp``), bfloat16 on the CPU with ``--cpu-amp``."""
+def autocast(device: torch.device, train_cfg, amp: bool, cpu_amp: bool | None = False):
+    """The trainer's autocast: the config's on the GPU (unless ``--no-amp``), bfloat16 on the CPU as the
+    config's ``train.cpu_amp`` says (``cpu_amp=None``) or as ``--cpu-amp`` / ``--no-cpu-amp`` force."""
+    if cpu_amp is None:
+        cpu_amp = train_cfg is not None and cpu_amp_enabled(train_cfg.cpu_amp)
     if amp and device.type == "cuda" and train_cfg.amp:
         dtype = torch.bfloat16 if train_cfg.amp_dtype == "bfloat16" else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
@@ -418,8 +424,9 @@ def main() -> None:
                     help="seconds per measurement after which no further iteration starts (default 60)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-amp", dest="amp", action="store_false", help="no autocast on the GPU")
-    ap.add_argument("--cpu-amp", action="store_true",
-                    help="bfloat16 autocast for tadkit's models on the CPU (train.cpu_amp)")
+    ap.add_argument("--cpu-amp", action=argparse.BooleanOptionalAction, default=None,
+                    help="bfloat16 autocast for tadkit's models on the CPU, or not (default: as the configs' "
+                         "train.cpu_amp says; their 'auto' is on where the CPU has AMX / AVX512-BF16)")
     ap.add_argument("--official-cpu-amp", action="store_true",
                     help="the same for the official release's model (as released it trains in float32)")
     ap.add_argument("--official-keep-freed-memory", action="store_true",
@@ -449,8 +456,10 @@ def main() -> None:
     common = {"iters": args.iters, "warmup": args.warmup, "budget": args.budget, "threads": args.threads,
               "amp": args.amp, "cpu_amp": args.cpu_amp, "official_cpu_amp": args.official_cpu_amp,
               "official_keep_freed_memory": args.official_keep_freed_memory}
+    tadkit_cast = {True: "bfloat16", False: "off"}.get(args.cpu_amp) or ", ".join(
+        f"{m} {'bfloat16' if cpu_amp_enabled(model_config(m).train.cpu_amp) else 'off'} (config)" for m in models)
     print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, CPU autocast: "
-          f"tadkit {'bfloat16' if args.cpu_amp else 'off'}, official {'bfloat16' if args.official_cpu_amp else 'off'}, "
+          f"tadkit {tadkit_cast}, official {'bfloat16' if args.official_cpu_amp else 'off'}, "
           f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
           f"after {args.warmup} warm-up\n", flush=True)
 

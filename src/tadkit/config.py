@@ -108,8 +108,9 @@ class TrainConfig:
     seed: int = 0                         # drives initialisation, crops, shuffling, dropout
     num_workers: int = 0                  # DataLoader workers per process
     amp: bool = True                      # mixed precision on the GPU
-    cpu_amp: bool = False                 # bfloat16 autocast when training on the CPU (fast on CPUs with AMX /
-                                          # AVX512-BF16, e.g. Xeon Sapphire Rapids; slow emulation elsewhere)
+    cpu_amp: Union[bool, str] = False     # bfloat16 autocast when training on the CPU (fast on CPUs with AMX /
+                                          # AVX512-BF16, e.g. Xeon Sapphire Rapids; slow emulation elsewhere);
+                                          # auto: on where the CPU has those units (cpu_amp_enabled)
     amp_dtype: str = "bfloat16"           # bfloat16 | float16 (float16 uses a gradient scaler)
     device: str = "auto"                  # auto | cpu | cuda
     deterministic: bool = False           # torch deterministic algorithms (slower on GPU)
@@ -425,6 +426,9 @@ def _check_values(cfg: Config, where) -> None:
         raise bad("data.max_length_gap", f"must be >= 0, got {d.max_length_gap}", "e.g. 2")
     if not 0.0 <= d.trunc_thresh <= 1.0:
         raise bad("data.trunc_thresh", f"must lie in [0, 1], got {d.trunc_thresh}", "e.g. 0.5")
+    if isinstance(t.cpu_amp, str) and t.cpu_amp != "auto":
+        raise bad("train.cpu_amp", f"must be true, false or auto, got {t.cpu_amp!r}",
+                  "auto: bfloat16 on a CPU with AMX / AVX512-BF16 units")
     for key in ("epochs", "batch_size"):
         if getattr(t, key) < 1:
             raise bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}", "use a positive integer")

@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+import tadkit
+
 from tadkit.core.errors import ConfigError
 from tadkit.engine import trainer as trainer_module
 from tadkit.engine.checkpoint import load_checkpoint
@@ -108,10 +110,12 @@ def test_resume_without_a_run_is_an_error(toy_data, tmp_path):
         train(toy_config(toy_data, tmp_path / "none"), resume=True, build_model=build_toy)
 
 
-@pytest.mark.parametrize("cpu_amp", [False, True])
-def test_cpu_amp_runs_the_convolutions_in_bfloat16(toy_data, tmp_path, cpu_amp):
+@pytest.mark.parametrize("cpu_amp", [False, True, "auto"])
+def test_cpu_amp_runs_the_convolutions_in_bfloat16(toy_data, tmp_path, cpu_amp, monkeypatch):
     """``train.cpu_amp`` autocasts the training forward to bfloat16 on the CPU (weights stay float32);
-    off, everything stays float32."""
+    off, everything stays float32; ``auto`` is on where the CPU has bfloat16 units (here: faked to have)."""
+    if cpu_amp == "auto":
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     seen = []
 
     def build(cfg, info):
@@ -124,3 +128,16 @@ def test_cpu_amp_runs_the_convolutions_in_bfloat16(toy_data, tmp_path, cpu_amp):
     assert seen and set(seen) == {torch.bfloat16 if cpu_amp else torch.float32}
     assert all(v.dtype == torch.float32 for v in _ckpt(tmp_path / "run")["model"].values() if v.is_floating_point())
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+
+
+def test_cpu_amp_auto_follows_the_cpu_and_other_strings_are_refused(monkeypatch, tmp_path):
+    from tadkit.engine.trainer import cpu_amp_enabled
+    for amx, bf16 in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
+        assert cpu_amp_enabled("auto") == (amx or bf16)
+        assert cpu_amp_enabled(True) and not cpu_amp_enabled(False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: {name: asl}\ntrain: {cpu_amp: sometimes}\n")
+    with pytest.raises(ConfigError, match="train.cpu_amp must be true, false or auto"):
+        tadkit.load_config(str(cfg))
