@@ -89,13 +89,14 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 class ChannelAttention(nn.Module):
     """Attention among channels: ``softmax(Q Kᵀ / sqrt(T_valid)) V`` with a C×C matrix per sample.
 
-    q, k, v: (B, C, T) (ASL computes them with the temporal branch's projections); invalid steps
-    are zeroed so they add nothing to the channel similarities, and the scale uses the number of
-    valid steps, so padding does not change the result. Returns (B, C, T), zero at invalid steps.
+    q, k, v: (B, C, T) (ASL computes them with the temporal branch's projections); the invalid steps
+    of k are zeroed, so they add nothing to the channel similarities (q's then need no zeroing, and an
+    output step reads only its own step of v), and the scale uses the number of valid steps, so
+    padding does not change the result. Returns (B, C, T), zero at invalid steps.
     """
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        q, k, v = apply_mask(q, mask), apply_mask(k, mask), apply_mask(v, mask)
+        k = apply_mask(k, mask)
         n_valid = mask.sum(dim=1).clamp(min=1).to(q.dtype)  # (B,)
         scores = (q @ k.transpose(1, 2)) / n_valid.sqrt()[:, None, None]  # (B, C, C)
         att = scores.softmax(dim=-1)
@@ -156,7 +157,7 @@ class LocalMaskedMHCA(nn.Module):
         else:
             out = out.transpose(2, 3).reshape(B, C, -1)  # (B, C, T')
         if self.channel_attention is not None:
-            out = (1 - self.theta) * out + self.theta * self.channel_attention(q, k, v, out_mask)
+            out = torch.lerp(out, self.channel_attention(q, k, v, out_mask), self.theta)   # (1 − θ) f_ta + θ f_ca
         return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
 
 
