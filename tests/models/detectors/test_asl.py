@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from tadkit.models import build_detector
-from tadkit.models.detectors.asl import (ASL, ClassLevelSensitivity, action_sensitive_contrastive_loss)
+from tadkit.models.detectors.asl import (ASL, ClassLevelSensitivity, InstanceLevelEvaluator,
+                                         action_sensitive_contrastive_loss, evaluate_together)
+from tadkit.models.layers import to_channels_last
 
 TINY = dict(embed_dim=16, fpn_dim=16, head_dim=16, num_heads=2, branch_layers=2, window_size=5,
             regression_ranges=[[0, 4], [4, 8], [8, 10_000]], path_dropout=0.0)
@@ -120,6 +122,27 @@ def test_full_asl_losses_and_gradients():
     out["loss"].backward()
     assert model.class_sensitivity.cls_mu.grad is not None and model.class_sensitivity.cls_mu.grad.abs().sum() > 0
     assert model.cls_evaluator.fc.weight.grad.abs().sum() > 0
+
+
+def test_evaluators_together_equal_each_on_its_own_and_one_level_at_a_time():
+    torch.manual_seed(7)
+    phis = [InstanceLevelEvaluator(6, 4), InstanceLevelEvaluator(6, 4)]
+    for p in (p for phi in phis for p in phi.parameters()):
+        torch.nn.init.normal_(p)
+    lengths = [[12, 9], [6, 5], [3, 3]]
+    masks = [torch.arange(n)[None] < torch.tensor(lens)[:, None] for lens, n in zip(lengths, [12, 6, 3])]
+    feats = [torch.randn(2, 6, m.shape[1], dtype=torch.float64) * m[:, None] for m in masks]   # zero at invalid steps
+    phis = [phi.double() for phi in phis]
+    for layout in (lambda x: x, to_channels_last):
+        together = evaluate_together(phis, [layout(f) for f in feats], masks)
+        for phi, q in zip(phis, together):
+            torch.testing.assert_close(q, phi(feats, masks))
+            start = 0
+            for x, m in zip(feats, masks):   # Eq. 5 by hand on each level alone: conv (k 3, zero padded), ReLU, FC
+                h = torch.relu(torch.nn.functional.conv1d(x, phi.conv.conv.weight, phi.conv.conv.bias, padding=1))
+                ref = torch.sigmoid(torch.einsum("bht,h->bt", h, phi.fc.weight[0, :, 0]) + phi.fc.bias[0])
+                torch.testing.assert_close(q[:, start:start + x.shape[-1]][m], ref[m])
+                start += x.shape[-1]
 
 
 def test_instance_evaluators_learn_only_from_the_sensitivity_loss():

@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
-from ..layers import Conv1d, MaskedConv1D, pack_levels, unpack_levels
+from ..layers import Conv1d, MaskedConv1D, conv1d, pack_levels, unpack_levels
 from ..losses import Targets, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -160,6 +160,22 @@ class InstanceLevelEvaluator(nn.Module):
         h, _ = self.conv(x, m, input_masked=True, mask_output=False)   # (B, hidden, P + gaps)
         q = torch.sigmoid(self.fc(F.relu(h)))                          # (B, 1, P + gaps)
         return torch.cat(unpack_levels(q, [f.shape[-1] for f in feats], self.gap), dim=2)[:, 0]   # (B, P)
+
+
+def evaluate_together(evaluators: list[InstanceLevelEvaluator], feats: list[torch.Tensor],
+                      masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Several evaluators Φ of one structure over the same features, in one pass: what each one's
+    ``forward`` returns, (B, P) each. Their temporal convs run side by side as one convolution, their
+    FCs as one block-diagonal linear map (one read of the pyramid, not one per evaluator)."""
+    gap = evaluators[0].gap
+    x, _ = pack_levels(feats, masks, gap)                                         # (B, C, P + gaps)
+    convs = [e.conv.conv for e in evaluators]
+    h = conv1d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]),
+               padding=convs[0].padding[0])                                       # (B, n·hidden, P + gaps)
+    fc_weight = torch.block_diag(*(e.fc.weight[:, :, 0] for e in evaluators))     # (n, n·hidden)
+    fc_bias = torch.cat([e.fc.bias for e in evaluators])
+    q = torch.sigmoid(F.linear(F.relu(h).transpose(1, 2), fc_weight, fc_bias)).transpose(1, 2)   # (B, n, P + gaps)
+    return list(torch.cat(unpack_levels(q, [f.shape[-1] for f in feats], gap), dim=2).unbind(1))
 
 
 def _normalized_position(points: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
@@ -293,8 +309,8 @@ class ASL(ActionFormer):
                 h_cls = h_cls + (p_cls if p_cls is not None else 1.0)
                 h_loc = h_loc + (p_loc if p_loc is not None else 1.0)
             if self.ase_instance:                                                     # + q, Eq. 5 and 8
-                q_cls = self.cls_evaluator(outputs["conv_feats"], outputs["fpn_masks"])[b_idx, p_idx]
-                q_loc = self.loc_evaluator(outputs["conv_feats"], outputs["fpn_masks"])[b_idx, p_idx]
+                q_cls, q_loc = (q[b_idx, p_idx] for q in evaluate_together(
+                    [self.cls_evaluator, self.loc_evaluator], outputs["conv_feats"], outputs["fpn_masks"]))
                 h_cls = h_cls + q_cls.detach()
                 h_loc = h_loc + q_loc.detach()
                 with torch.no_grad():                                                 # quality, Eq. 6

@@ -6,7 +6,7 @@ returns the mask of its output and keeps invalid steps at zero.
 from .attention import (AffineDropPath, ChannelAttention, Dropout, LocalMaskedMHCA, TransformerBlock, drop_path,
                         dropout, local_attention, sine_position_encoding)
 from .backbone import ConvTransformerBackbone, per_level
-from .conv import (Conv1d, ConvNormAct, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
+from .conv import (Conv1d, ConvNormAct, conv1d, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
                    conv_inputs, downsample_mask, is_channels_last, model_inputs, prefers_channels_last,
                    to_channels_last)
 from .heads import ClassificationHead, RegressionHead, pack_levels, unpack_levels
@@ -15,7 +15,7 @@ from .points import PointGenerator, parse_regression_ranges
 
 __all__ = [
     "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
-    "conv_inputs", "Conv1d", "is_channels_last", "prefers_channels_last", "to_channels_last",
+    "conv_inputs", "Conv1d", "conv1d", "is_channels_last", "prefers_channels_last", "to_channels_last",
     "downsample_mask", "model_inputs",
     "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
     "Dropout", "dropout",

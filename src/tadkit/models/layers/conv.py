@@ -44,19 +44,27 @@ def to_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x if is_channels_last(x) else x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
-class Conv1d(nn.Conv1d):
-    """``nn.Conv1d`` (same parameters and state) that keeps a time-major input time-major.
+def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: int = 1,
+           padding: int = 0, dilation: int = 1, groups: int = 1) -> torch.Tensor:
+    """``F.conv1d`` that keeps a time-major input time-major.
 
     A time-major (B, C, T) input is convolved as a channels-last (B, C, 1, T) image, so the output is
-    time-major too, with no reordering copies; any other input goes through ``nn.Conv1d``.
+    time-major too, with no reordering copies; any other input goes through ``F.conv1d``.
     """
+    if not is_channels_last(x):
+        return F.conv1d(x, weight, bias, stride, padding, dilation, groups)
+    out = F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation),
+                   groups)  # (B, C_out, 1, T')
+    return out.squeeze(2)
+
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` (same parameters and state) that keeps a time-major input time-major (:func:`conv1d`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not is_channels_last(x) or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
-        out = F.conv2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, self.stride[0]),
-                       (0, self.padding[0]), (1, self.dilation[0]), self.groups)  # (B, C_out, 1, T')
-        return out.squeeze(2)
+        return conv1d(x, self.weight, self.bias, self.stride[0], self.padding[0], self.dilation[0], self.groups)
 
 
 def conv_inputs(xs: list[torch.Tensor]) -> list[torch.Tensor]:
