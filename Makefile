@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PIP    := $(VENV)/bin/pip
+PIP    := $(VENV)/bin/pip --no-cache-dir
 STAMP  := $(VENV)/.installed
 
 .PHONY: install test demo bench clean
