@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -20,19 +19,19 @@ import pytest
 from tadkit.core.errors import DataError, TadkitError
 from tadkit.data.annotations import Annotations
 from tadkit.data.converters import FORMATS, MULTITHUMOS_CLASSES, convert
+from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("TADKIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIX = ROOT / "tests" / "fixtures" / "converters"
 
-THUMOS = SHARED / "thumos14"
+THUMOS = SHARED_DATA / "thumos14"
 THUMOS_VAL = THUMOS / "official" / "annotations_val"
 THUMOS_TEST = THUMOS / "official" / "annotations_test"
-MULTITHUMOS = SHARED / "multithumos" / "multithumos.json"
-ANET = SHARED / "activitynet"
+MULTITHUMOS = SHARED_DATA / "multithumos" / "multithumos.json"
+ANET = SHARED_DATA / "activitynet"
 
 # The real files are part of the test data: a missing folder fails (conftest's shared_data), it never skips.
-needs_thumos = needs_multithumos = needs_anet = pytest.mark.usefixtures("shared_data")
+needs_real_data = pytest.mark.usefixtures("shared_data")
 
 
 def _counts(ann: Annotations) -> dict[str, tuple[int, int]]:
@@ -81,7 +80,7 @@ def thumos():
     return convert("thumos14", [str(THUMOS_VAL), str(THUMOS_TEST)])
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_counts_match_the_published_numbers_and_the_raw_files(thumos):
     ann, report = thumos
     # THUMOS14: 200 validation videos with 3007 non-ambiguous instances; 213 test videos
@@ -97,7 +96,7 @@ def test_thumos14_counts_match_the_published_numbers_and_the_raw_files(thumos):
     assert "testing: 213 videos, 3358 instances, 99 ignore regions (1 video without instances)" in report
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_classes_exclude_ambiguous_which_becomes_ignore_regions(thumos):
     ann, report = thumos
     assert len(ann.classes) == 20 and "Ambiguous" not in ann.classes
@@ -117,7 +116,7 @@ def test_thumos14_classes_exclude_ambiguous_which_becomes_ignore_regions(thumos)
     assert (w.duration, w.fps) == (expected["duration"], expected["fps"])
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_known_out_of_range_defects_are_reported(thumos):
     ann, report = thumos
 
@@ -140,7 +139,7 @@ def test_thumos14_known_out_of_range_defects_are_reported(thumos):
     assert any(s >= ann.videos["video_test_0000814"].duration for s, _, _ in _segs(ann, "video_test_0000814"))
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_drop_defects_drops_the_wholly_outside_segments():
     ann, report = convert("thumos14", [str(THUMOS_VAL), str(THUMOS_TEST)], drop_defects=True)
     # 2 + 2 validation segments and 3 + 1 + 22 (video_test_0000270) test segments lie past the end
@@ -148,12 +147,12 @@ def test_thumos14_drop_defects_drops_the_wholly_outside_segments():
     assert sum(line.endswith(", dropped") for line in report) == 30
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_round_trip(thumos, tmp_path):
     _assert_round_trip(thumos[0], tmp_path / "thumos14.json")
 
 
-@needs_thumos
+@needs_real_data
 def test_thumos14_subset_override_and_missing_video_info(tmp_path):
     ann, _ = convert("thumos14", [str(THUMOS_VAL)], subset="train")
     assert _counts(ann) == {"training": (200, 3007)}
@@ -206,7 +205,7 @@ def test_thumos14_subset_from_the_folder_name(tmp_path):
 
 
 # -- MultiTHUMOS (real file) ---------------------------------------------------------------------------
-@needs_multithumos
+@needs_real_data
 def test_multithumos_counts_and_official_class_names(tmp_path):
     ann, report = convert("multithumos", [str(MULTITHUMOS)])
     raw = json.loads(MULTITHUMOS.read_text())
@@ -252,7 +251,7 @@ def anet():
                                        str(ANET / "action_name.csv")])
 
 
-@needs_anet
+@needs_real_data
 def test_activitynet_bsn_counts_match_an_independent_count(anet):
     ann, report = anet
     raw = json.loads((ANET / "anet_anno_action.json").read_text())
@@ -281,12 +280,12 @@ def test_activitynet_bsn_counts_match_an_independent_count(anet):
                for v in ann.videos.values())
 
 
-@needs_anet
+@needs_real_data
 def test_activitynet_bsn_round_trip(anet, tmp_path):
     _assert_round_trip(anet[0], tmp_path / "anet.json")
 
 
-@needs_anet
+@needs_real_data
 def test_activitynet_bsn_inputs_in_any_order(tmp_path):
     raw = json.loads((ANET / "anet_anno_action.json").read_text())
     keep = ["v_QOlSCBRmfWY", "v_ehGHCYKzyZ8", "v_nwznKOuZM7w"]
