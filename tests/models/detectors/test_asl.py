@@ -6,7 +6,7 @@ import torch
 
 from tadkit.models import build_detector
 from tadkit.models.detectors.asl import (ASL, ClassLevelSensitivity, InstanceLevelEvaluator,
-                                         action_sensitive_contrastive_loss, evaluate_together)
+                                         action_sensitive_contrastive_loss, evaluate_at)
 from tadkit.models.layers import to_channels_last
 
 TINY = dict(embed_dim=16, fpn_dim=16, head_dim=16, num_heads=2, branch_layers=2, window_size=5,
@@ -124,25 +124,45 @@ def test_full_asl_losses_and_gradients():
     assert model.cls_evaluator.fc.weight.grad.abs().sum() > 0
 
 
-def test_evaluators_together_equal_each_on_its_own_and_one_level_at_a_time():
+def test_evaluators_at_points_equal_each_full_convolution_read_there():
     torch.manual_seed(7)
     phis = [InstanceLevelEvaluator(6, 4), InstanceLevelEvaluator(6, 4)]
     for p in (p for phi in phis for p in phi.parameters()):
         torch.nn.init.normal_(p)
+    phis = [phi.double() for phi in phis]
     lengths = [[12, 9], [6, 5], [3, 3]]
     masks = [torch.arange(n)[None] < torch.tensor(lens)[:, None] for lens, n in zip(lengths, [12, 6, 3])]
     feats = [torch.randn(2, 6, m.shape[1], dtype=torch.float64) * m[:, None] for m in masks]   # zero at invalid steps
-    phis = [phi.double() for phi in phis]
+    valid = torch.cat(masks, 1)
+    b_idx, p_idx = valid.nonzero(as_tuple=True)        # every valid point, level ends included
+    perm = torch.randperm(len(b_idx))                  # in no particular order
+    b_idx, p_idx = b_idx[perm], p_idx[perm]
     for layout in (lambda x: x, to_channels_last):
-        together = evaluate_together(phis, [layout(f) for f in feats], masks)
-        for phi, q in zip(phis, together):
-            torch.testing.assert_close(q, phi(feats, masks))
-            start = 0
-            for x, m in zip(feats, masks):   # Eq. 5 by hand on each level alone: conv (k 3, zero padded), ReLU, FC
-                h = torch.relu(torch.nn.functional.conv1d(x, phi.conv.conv.weight, phi.conv.conv.bias, padding=1))
-                ref = torch.sigmoid(torch.einsum("bht,h->bt", h, phi.fc.weight[0, :, 0]) + phi.fc.bias[0])
-                torch.testing.assert_close(q[:, start:start + x.shape[-1]][m], ref[m])
-                start += x.shape[-1]
+        for phi in phis:
+            phi.zero_grad()
+        leaves = [layout(f.clone()).requires_grad_() for f in feats]
+        at = evaluate_at(phis, leaves, b_idx, p_idx)
+        for phi, q in zip(phis, at):
+            full = phi(feats, masks)[b_idx, p_idx]
+            torch.testing.assert_close(q, full)
+            # Eq. 5 by hand on each level alone: conv (k 3, zero padded), ReLU, FC
+            ref = torch.cat([torch.sigmoid(torch.einsum(
+                "bht,h->bt", torch.relu(torch.nn.functional.conv1d(x, phi.conv.conv.weight, phi.conv.conv.bias,
+                                                                   padding=1)),
+                phi.fc.weight[0, :, 0]) + phi.fc.bias[0]) for x in feats], 1)[b_idx, p_idx]
+            torch.testing.assert_close(q, ref)
+        # the same gradients as the full convolutions read at the points
+        w = torch.randn(2, len(b_idx), dtype=torch.float64)
+        (w[0] * at[0] + w[1] * at[1]).sum().backward()
+        grads = [x.grad.clone() for x in leaves] + [p.grad.clone() for phi in phis for p in phi.parameters()]
+        for phi in phis:
+            phi.zero_grad()
+        full_leaves = [f.clone().requires_grad_() for f in feats]
+        (w[0] * phis[0](full_leaves, masks)[b_idx, p_idx] + w[1] * phis[1](full_leaves, masks)[b_idx, p_idx]).sum().backward()
+        full_grads = [x.grad for x in full_leaves] + [p.grad for phi in phis for p in phi.parameters()]
+        assert len(full_grads) == len(grads) == 3 + 8
+        for g, ref in zip(grads, full_grads):
+            torch.testing.assert_close(g, ref)
 
 
 def test_instance_evaluators_learn_only_from_the_sensitivity_loss():

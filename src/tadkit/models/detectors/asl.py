@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import ConfigError
-from ..layers import Conv1d, MaskedConv1D, conv1d, pack_levels, unpack_levels
+from ..layers import Conv1d, MaskedConv1D, pack_levels, unpack_levels
 from ..losses import Targets, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -146,6 +146,7 @@ class InstanceLevelEvaluator(nn.Module):
 
     Returns (B, P); values at invalid points are unspecified (the losses read positives only). The
     levels go through in one pass, as in the heads (:func:`~tadkit.models.layers.pack_levels`).
+    Training computes Φ at the positive points only (:func:`evaluate_at`, the same values).
     """
 
     def __init__(self, dim: int, hidden: int, kernel_size: int = 3):
@@ -162,20 +163,42 @@ class InstanceLevelEvaluator(nn.Module):
         return torch.cat(unpack_levels(q, [f.shape[-1] for f in feats], self.gap), dim=2)[:, 0]   # (B, P)
 
 
-def evaluate_together(evaluators: list[InstanceLevelEvaluator], feats: list[torch.Tensor],
-                      masks: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Several evaluators Φ of one structure over the same features, in one pass: what each one's
-    ``forward`` returns, (B, P) each. Their temporal convs run side by side as one convolution, their
-    FCs as one block-diagonal linear map (one read of the pyramid, not one per evaluator)."""
-    gap = evaluators[0].gap
-    x, _ = pack_levels(feats, masks, gap)                                         # (B, C, P + gaps)
-    convs = [e.conv.conv for e in evaluators]
-    h = conv1d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]),
-               padding=convs[0].padding[0])                                       # (B, n·hidden, P + gaps)
+def evaluate_at(evaluators: list[InstanceLevelEvaluator], feats: list[torch.Tensor], b_idx: torch.Tensor,
+                p_idx: torch.Tensor) -> list[torch.Tensor]:
+    """Several evaluators Φ of one structure at the points (b_idx, p_idx) only (batch item, index in the
+    concatenated levels): each one's ``forward`` read there, (N,) each.
+
+    The losses read Φ at the positive points alone, a few hundred of the thousands, so the temporal
+    conv is computed there only: each point's ``k`` neighbouring steps of its own level (zero beyond
+    the level's ends, as the conv's padding; pyramid features are zero at invalid steps) times the
+    conv weight as one linear map, every evaluator's conv side by side, their FCs as one
+    block-diagonal map. Same values and gradients as the full convolution read at those points.
+    """
+    conv0 = evaluators[0].conv.conv
+    k = conv0.kernel_size[0]
+    device = p_idx.device
+    sizes = torch.tensor([f.shape[-1] for f in feats], device=device)
+    ends = sizes.cumsum(0)
+    level = torch.bucketize(p_idx, ends, right=True)                              # (N,) level of each point
+    t = p_idx - (ends - sizes)[level]                                             # (N,) step in that level
+    offsets = torch.arange(k, device=device) - k // 2
+    windows, order = [], []
+    for lvl, f in enumerate(feats):
+        sel = (level == lvl).nonzero(as_tuple=True)[0]
+        steps = t[sel, None] + offsets                                            # (n, k)
+        inside = (steps >= 0) & (steps < f.shape[-1])
+        win = f.transpose(1, 2)[b_idx[sel, None], steps.clamp(0, f.shape[-1] - 1)]   # (n, k, C)
+        windows.append(win * inside[..., None].to(win.dtype))
+        order.append(sel)
+    window = torch.cat(windows).transpose(1, 2).flatten(1)                        # (N, C·k), channel-major
+    weight = torch.cat([e.conv.conv.weight for e in evaluators]).flatten(1)       # (n·hidden, C·k)
+    bias = torch.cat([e.conv.conv.bias for e in evaluators])
+    h = F.relu(F.linear(window, weight, bias))                                    # (N, n·hidden)
     fc_weight = torch.block_diag(*(e.fc.weight[:, :, 0] for e in evaluators))     # (n, n·hidden)
     fc_bias = torch.cat([e.fc.bias for e in evaluators])
-    q = torch.sigmoid(F.linear(F.relu(h).transpose(1, 2), fc_weight, fc_bias)).transpose(1, 2)   # (B, n, P + gaps)
-    return list(torch.cat(unpack_levels(q, [f.shape[-1] for f in feats], gap), dim=2).unbind(1))
+    q = torch.sigmoid(F.linear(h, fc_weight, fc_bias))                            # (N, n), points in level order
+    q = q[torch.argsort(torch.cat(order))]                                        # back to the given order
+    return list(q.unbind(1))
 
 
 def _normalized_position(points: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
@@ -309,8 +332,8 @@ class ASL(ActionFormer):
                 h_cls = h_cls + (p_cls if p_cls is not None else 1.0)
                 h_loc = h_loc + (p_loc if p_loc is not None else 1.0)
             if self.ase_instance:                                                     # + q, Eq. 5 and 8
-                q_cls, q_loc = (q[b_idx, p_idx] for q in evaluate_together(
-                    [self.cls_evaluator, self.loc_evaluator], outputs["conv_feats"], outputs["fpn_masks"]))
+                q_cls, q_loc = evaluate_at([self.cls_evaluator, self.loc_evaluator], outputs["conv_feats"],
+                                           b_idx, p_idx)
                 h_cls = h_cls + q_cls.detach()
                 h_loc = h_loc + q_loc.detach()
                 with torch.no_grad():                                                 # quality, Eq. 6
