@@ -5,7 +5,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tadkit.core.errors import ConfigError
-from tadkit.models.layers import ChannelAttention, TransformerBlock, local_attention
+from tadkit.models.layers import AffineDropPath, ChannelAttention, TransformerBlock, local_attention
 from tests.models.helpers import fill_padding, prefix_mask
 
 
@@ -154,3 +154,18 @@ def test_dropout_zeroes_with_probability_p_and_keeps_the_expectation():
     assert module(x) is x and dropout(x, 0.0, True) is x and (dropout(x, 1.0, True) == 0).all()
     with pytest.raises(ConfigError):
         Dropout(1.5)
+
+
+def test_affine_drop_path_residual_is_the_sum_with_the_same_draws():
+    path = AffineDropPath(4, drop_prob=0.5, init_scale=0.3).train()
+    base, x = torch.randn(8, 4, 5), torch.randn(8, 4, 5)
+    torch.manual_seed(3)
+    fused = path.residual(base, x)
+    torch.manual_seed(3)
+    keep = torch.rand(8, 1, 1) < 0.5                        # the per-sample draws, by hand
+    torch.testing.assert_close(fused, base + x * 0.3 * keep / 0.5)
+    assert 0 < int(keep.sum()) < 8                            # both outcomes occur at this seed
+    torch.manual_seed(3)
+    torch.testing.assert_close(path(x), x * 0.3 * keep / 0.5)
+    path.eval()
+    torch.testing.assert_close(path.residual(base, x), base + 0.3 * x)

@@ -137,8 +137,8 @@ from torch import nn
 
 from ...core.errors import ConfigError
 from ...core.instances import Instances
-from ..layers import (AffineDropPath, ConvStack, Dropout, LayerNorm, MaskedConv1D, Scale, apply_mask, local_attention,
-                      sine_position_encoding)
+from ..layers import (AffineDropPath, ConvStack, Dropout, LayerNorm, MaskedConv1D, Scale, add_branch, apply_mask,
+                      local_attention, sine_position_encoding)
 from ..losses import Targets, iou_loss_1d, offsets_to_segments
 from .actionformer import ActionFormer
 
@@ -235,8 +235,8 @@ class GroupAttentionModule(nn.Module):
         """``Y = G + MCA(K, V, Q)``, ``out = Y + MLP(ε(Y))`` for the group ``g`` whose queries are ``q``."""
         att = local_attention(self._heads(q), self._heads(k), self._heads(v), kv_mask, None, self.attn_drop)
         att = att.transpose(2, 3).reshape(g.shape)                                       # (B, C, T_q)
-        y = apply_mask(g + self.drop_path_attn(self.out_proj(att)), g_mask)
-        return y + self.drop_path_mlp(apply_mask(self.mlp(self.norm(y)), g_mask))
+        y = apply_mask(add_branch(self.drop_path_attn, g, self.out_proj(att)), g_mask)
+        return add_branch(self.drop_path_mlp, y, apply_mask(self.mlp(self.norm(y)), g_mask))
 
     def forward(self, feats: list[torch.Tensor], masks: list[torch.Tensor]):
         lengths = [x.shape[-1] for x in feats]

@@ -3,7 +3,7 @@
 Tensors are (B, C, T) and travel with a (B, T) bool mask (True = valid step); every block
 returns the mask of its output and keeps invalid steps at zero.
 """
-from .attention import (AffineDropPath, ChannelAttention, Dropout, LocalMaskedMHCA, TransformerBlock, drop_path,
+from .attention import (AffineDropPath, ChannelAttention, Dropout, LocalMaskedMHCA, TransformerBlock, add_branch,
                         dropout, local_attention, sine_position_encoding)
 from .backbone import ConvTransformerBackbone, per_level
 from .conv import (Conv1d, ConvNormAct, conv1d, ConvStack, LayerNorm, MaskedConv1D, MaskedMaxPool1D, Scale, apply_mask,
@@ -17,7 +17,7 @@ __all__ = [
     "MaskedConv1D", "MaskedMaxPool1D", "LayerNorm", "Scale", "ConvNormAct", "ConvStack", "apply_mask",
     "conv_inputs", "Conv1d", "conv1d", "is_channels_last", "prefers_channels_last", "to_channels_last",
     "downsample_mask", "model_inputs",
-    "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "drop_path",
+    "local_attention", "ChannelAttention", "LocalMaskedMHCA", "TransformerBlock", "AffineDropPath", "add_branch",
     "Dropout", "dropout",
     "sine_position_encoding",
     "ConvTransformerBackbone", "per_level",

@@ -200,15 +200,6 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: drop the whole residual branch of a sample with probability ``drop_prob``."""
-    if drop_prob == 0.0 or not training:
-        return x
-    keep = 1.0 - drop_prob
-    sample_mask = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device) < keep
-    return x * sample_mask.to(x.dtype) / keep
-
-
 def sine_position_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Transformer sine/cosine encoding of (T,) positions: (dim, T)."""
     half = dim // 2
@@ -219,15 +210,37 @@ def sine_position_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class AffineDropPath(nn.Module):
-    """Per-channel learnable scale (initialised small, as in CaiT's LayerScale) followed by drop path."""
+    """Per-channel learnable scale (initialised small, as in CaiT's LayerScale) followed by drop path.
+
+    The scale, the per-sample drop and the ``1 / keep`` rescaling are one (B, C, 1) factor;
+    :meth:`residual` adds the scaled branch to the residual stream in one pass (``torch.addcmul``),
+    where ``base + self(x)`` takes four (scale, drop, rescale, sum).
+    """
 
     def __init__(self, dim: int, drop_prob: float = 0.0, init_scale: float = 1e-4):
         super().__init__()
         self.scale = nn.Parameter(torch.full((1, dim, 1), float(init_scale)))
         self.drop_prob = drop_prob
 
+    def factor(self, x: torch.Tensor) -> torch.Tensor:
+        """What multiplies the branch ``x`` (B, C, T): (1, C, 1), or (B, C, 1) with the drop drawn."""
+        if self.drop_prob == 0.0 or not self.training:
+            return self.scale
+        keep = 1.0 - self.drop_prob
+        sample_mask = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=self.scale.dtype, device=x.device) < keep
+        return self.scale * (sample_mask.to(self.scale.dtype) / keep)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(self.scale * x, self.drop_prob, self.training)
+        return x * self.factor(x)
+
+    def residual(self, base: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``base + self(x)``, one pass."""
+        return torch.addcmul(base, x, self.factor(x))
+
+
+def add_branch(path: nn.Module, base: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``base + path(x)`` for a residual branch's ``path`` (an :class:`AffineDropPath` or an identity)."""
+    return path.residual(base, x) if isinstance(path, AffineDropPath) else base + path(x)
 
 
 class TransformerBlock(nn.Module):
@@ -259,6 +272,6 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         attn, out_mask = self.attn(self.ln1(x), mask)
         skip, _ = self.skip(x, mask)
-        out = skip + self.drop_path_attn(attn)  # (B, C, T')
-        out = out + self.drop_path_mlp(apply_mask(self.mlp(self.ln2(out)), out_mask))
+        out = add_branch(self.drop_path_attn, skip, attn)  # (B, C, T')
+        out = add_branch(self.drop_path_mlp, out, apply_mask(self.mlp(self.ln2(out)), out_mask))
         return out, out_mask
