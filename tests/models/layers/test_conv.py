@@ -34,13 +34,18 @@ def test_masked_max_pool_ignores_invalid_steps(stride):
     torch.manual_seed(1)
     lengths, T = [10, 5, 3], 12
     mask = prefix_mask(lengths, T)
-    x = fill_padding(torch.randn(3, 4, T), mask, value=1e6)  # padding would win every max if seen
+    x = fill_padding(torch.randn(3, 4, T), mask, value=1e6).requires_grad_()  # padding would win every max if seen
     out, out_mask = MaskedMaxPool1D(stride)(x, mask)
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
     for b, n in enumerate(lengths):
-        sample = x[b:b + 1, :, :n]
+        sample = x.detach()[b:b + 1, :, :n].clone().requires_grad_()
         ref = sample if stride == 1 else F.max_pool1d(sample, stride + 1, stride, padding=(stride + 1) // 2)
         assert torch.equal(out[b, :, : ref.shape[-1]], ref[0])
         assert (out[b, :, ref.shape[-1]:] == 0).all() and out_mask[b].sum() == ref.shape[-1]
+        (ref * g[b:b + 1, :, : ref.shape[-1]]).sum().backward()
+        assert torch.equal(x.grad[b, :, :n], sample.grad[0])   # the gradient reaches the valid argmax only
+        assert (x.grad[b, :, n:] == 0).all()
 
 
 def test_layer_norm_normalises_channels_per_step():
