@@ -25,7 +25,7 @@ def test_prefers_channels_last_only_under_cpu_bfloat16_autocast():
 
 def test_conv1d_time_major_equals_conv1d():
     torch.manual_seed(0)
-    for k, stride, groups in [(1, 1, 1), (3, 1, 1), (3, 2, 6), (5, 1, 2)]:
+    for k, stride, groups in [(1, 1, 1), (3, 1, 1), (3, 2, 6), (5, 4, 6), (3, 2, 2), (5, 1, 2)]:
         conv = Conv1d(6, 6, k, stride=stride, padding=k // 2, groups=groups)
         x = torch.randn(2, 6, 11, dtype=torch.float64)
         conv = conv.double()
@@ -35,9 +35,12 @@ def test_conv1d_time_major_equals_conv1d():
         assert is_channels_last(out)
         torch.testing.assert_close(out, ref)
         out.square().sum().backward()
+        grads = [conv.weight.grad.clone(), conv.bias.grad.clone()]
+        conv.zero_grad()
         xr = x.clone().requires_grad_()
         F.conv1d(xr, conv.weight, conv.bias, stride, k // 2, 1, groups).square().sum().backward()
         torch.testing.assert_close(xl.grad, xr.grad)
+        torch.testing.assert_close(grads, [conv.weight.grad, conv.bias.grad])
 
 
 def test_max_pool_time_major_equals_usual_layout():
