@@ -57,9 +57,38 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         # a strided depthwise convolution as the stride-1 one read every ``stride`` steps: the same values;
         # oneDNN's strided depthwise backward is ~6x slower on the CPU than the whole stride-1 computation
         return to_channels_last(conv1d(x, weight, bias, 1, padding, dilation, groups)[:, :, ::stride])
+    if weight.shape[-1] == 1 and stride == 1 and groups == 1 and x.device.type == "cpu":
+        x, weight, *rest = conv_inputs([x, weight] + ([] if bias is None else [bias]))   # as autocast would
+        return _PointwiseConv.apply(x, weight, rest[0] if rest else None)
     out = F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation),
                    groups)  # (B, C_out, 1, T')
     return out.squeeze(2)
+
+
+class _PointwiseConv(torch.autograd.Function):
+    """1×1 convolution of a time-major (B, C, T) input: forward by oneDNN's convolution, backward by two
+    matrix products on the (B·T, C) storage, 7-15 % faster on the CPU than the convolution's backward
+    (2 × 1,152 steps, bfloat16: 512 -> 2048 channels, 15.0 ms -> 12.9 ms)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)   # (B, C_out, T), time-major
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        b, c_in, t = x.shape
+        g = to_channels_last(grad).transpose(1, 2).reshape(b * t, -1)        # (B·T, C_out), a view
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (g @ weight[:, :, 0]).view(b, t, c_in).transpose(1, 2)    # (B, C_in, T), time-major
+        if ctx.needs_input_grad[1]:
+            grad_w = (g.t() @ x.transpose(1, 2).reshape(b * t, c_in))[:, :, None]   # (C_out, C_in, 1)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b
 
 
 class Conv1d(nn.Conv1d):
