@@ -8,6 +8,7 @@ from tadkit.core.errors import ConfigError
 from tadkit.core.instances import Instances
 from tadkit.models import build_detector, detector_defaults
 from tadkit.models.detectors.actionformer import ActionFormer
+from tadkit.models.layers import model_inputs
 from tests.models.helpers import prefix_mask
 
 TINY = dict(embed_dim=16, num_heads=2, embed_layers=1, stem_layers=1, branch_layers=2, window_size=5,
@@ -103,6 +104,30 @@ def test_padding_does_not_change_outputs():
         assert np.allclose(other.segments, garbage[1].segments, atol=1e-4)
         assert np.allclose(other.scores, garbage[1].scores, atol=1e-5)
     assert np.array_equal(garbage[0].labels, zeros[0].labels)
+
+
+def test_steps_after_every_video_are_cut_with_no_change_to_the_losses():
+    model = tiny().eval()
+    batch = toy_batch(lengths=(40, 21))                  # valid up to step 40 of 64
+    padded = dict(batch, feats=torch.nn.functional.pad(batch["feats"], (0, 100), value=-9.0),
+                  masks=torch.nn.functional.pad(batch["masks"], (0, 100)))
+    cut = model.run(padded)
+    # 40 steps (a multiple of the pyramid's 4) kept: levels of 40 / 20 / 10 points, not 164 / 82 / 41
+    assert [m.shape[1] for m in cut["fpn_masks"]] == [40, 20, 10]
+    model.preprocess = lambda b: model_inputs(b, C, torch.device("cpu"))   # every step, nothing cut
+    whole = model.run(padded)
+    assert [m.shape[1] for m in whole["fpn_masks"]] == [164, 82, 41]
+    starts = [0, 164, 246]
+    for key in ("cls_logits", "offsets"):                # the kept points' outputs are the uncut ones
+        ref = torch.cat([whole[key][:, s:s + n] for s, n in zip(starts, [40, 20, 10])], 1)
+        torch.testing.assert_close(cut[key], ref, atol=1e-5, rtol=1e-5)
+    uncut_losses = model(padded)
+    del model.preprocess
+    for name, value in model(padded).items():
+        torch.testing.assert_close(value, uncut_losses[name], atol=1e-5, rtol=1e-5)
+    nothing = {"feats": torch.randn(1, C, 12), "masks": torch.zeros(1, 12, dtype=torch.bool),
+               "segments": [torch.zeros(0, 2)], "labels": [torch.zeros(0, dtype=torch.long)]}
+    assert model.run(nothing)["cls_logits"].shape[1] == 4 + 2 + 1   # one multiple of 4 kept, no valid point
 
 
 @pytest.mark.parametrize("T", [1, 7, 33])

@@ -128,9 +128,21 @@ class ActionFormer(nn.Module):
     def preprocess(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, T') and masks (B, T') on the model's device, padded to ``pad_multiple``.
 
-        Invalid steps are zeroed, so nothing the collate left in the padding reaches the network.
+        Invalid steps are zeroed, so nothing the collate left in the padding reaches the network. Steps
+        after the last valid step of every video are cut first (down to a multiple of ``pad_multiple``):
+        they change no output at a valid point (the masked blocks' invariant), and a batch padded to a
+        fixed length (a loader's ``pad_to``, the official release's ``max_seq_len``) then costs what the
+        batch of its videos as they are costs. Outputs cover the ``T'`` steps kept.
         """
-        length = batch["feats"].shape[-1]
+        feats, masks = batch["feats"], batch["masks"]
+        length = feats.shape[-1]
+        if isinstance(masks, torch.Tensor) and masks.ndim == 2 and masks.shape[-1] == length and length:
+            valid = masks.any(0).nonzero()
+            used = int(valid[-1]) + 1 if len(valid) else 1            # the last valid step of any video, + 1
+            used += -used % self.pad_multiple
+            if used < length:
+                batch = {**batch, "feats": feats[..., :used], "masks": masks[:, :used]}
+                length = used
         return model_inputs(batch, self.input_dim, self.loss_normalizer.device, length + -length % self.pad_multiple)
 
     def encode(self, feats: torch.Tensor, masks: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
