@@ -40,3 +40,20 @@ def test_keep_freed_memory_stops_refaulting_large_blocks():
 def test_keep_freed_memory_can_be_turned_off():
     applied, _ = _page_faults(True, env={**os.environ, "TADKIT_KEEP_FREED_MEMORY": "0"})
     assert not applied
+
+
+_CACHE_PROBE = """
+import os
+from tadkit.engine.distributed import resolve_device
+resolve_device("cpu")
+print(os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))
+"""
+
+
+def test_cpu_device_enlarges_onednn_kernel_cache_unless_the_user_set_it():
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["4096"]
+    env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "77"
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["77"]
