@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,12 +162,23 @@ class LocalMaskedMHCA(nn.Module):
         return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
 
 
+def random_words(n: int) -> torch.Tensor:
+    """``n`` uniformly random 64-bit words (int64, on the CPU), driven by torch's global generator.
+
+    One 63-bit key is drawn from the global generator (so ``torch.manual_seed`` and a checkpoint's
+    saved RNG state fix the result, and every call gets a new key) and seeds NumPy's SFC64, whose
+    words come ~3x faster than the generator's own (``random_`` of 2.4 M int64: 15 ms against 5 ms).
+    """
+    key = int(torch.randint(0, 2 ** 63 - 1, (1,)))
+    return torch.from_numpy(np.random.SFC64(key).random_raw(n).view(np.int64))
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Element-wise dropout with ``F.dropout``'s contract: zero each element with probability ``p``,
     scale the rest so that the expectation is ``x``.
 
-    On the CPU the decisions come from 16 random bits per element, four elements per 64-bit draw of
-    the global generator (``F.dropout`` draws one number per element and is about 3x slower there);
+    On the CPU the decisions come from 16 random bits per element, four elements per 64-bit word of
+    :func:`random_words` (``F.dropout`` draws one number per element and is about 3x slower there);
     ``p`` is rounded to a multiple of 1/65536 (0.1 becomes 0.100006) and the survivors are scaled by
     the inverse of the keep probability actually used, so the expectation stays exact. Other devices
     use ``F.dropout``.
@@ -176,7 +188,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if x.device.type != "cpu" or p >= 1.0:
         return F.dropout(x, p, True)
     n, k = x.numel(), round(p * 65536)
-    bits = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    bits = random_words((n + 3) // 4)
     # drawn in the order x is stored, so the mask has x's layout (a time-major x stays time-major)
     order = sorted(range(x.ndim), key=lambda d: -x.stride(d))
     keep = bits.view(torch.int16)[:n].view([x.shape[d] for d in order]) >= k - 32768  # P(keep) = 1 - k / 65536
