@@ -149,3 +149,16 @@ def test_conv_inputs_cast_once_as_autocast_would():
         (cast,) = conv_inputs([x])
         assert cast.dtype == torch.bfloat16 and torch.equal(cast, x.bfloat16())
         assert torch.equal(conv(cast), conv(x))                       # the conv sees the same input either way
+
+
+def test_apply_mask_zeroes_invalid_steps_and_passes_an_all_valid_mask_through():
+    from tadkit.models.layers.conv import apply_mask
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    mask = torch.arange(6)[None] < torch.tensor([6, 4])[:, None]
+    out = apply_mask(x, mask)
+    want = torch.where(mask[:, None, :], x, torch.zeros(()))                 # by hand
+    assert torch.equal(out, want)
+    out.sum().backward()
+    assert torch.equal(x.grad, mask[:, None, :].expand_as(x).float())       # no gradient to an invalid step
+    full = torch.ones(2, 6, dtype=torch.bool)
+    assert apply_mask(x, full) is x                                          # nothing to zero: no copy

@@ -19,7 +19,15 @@ def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero the invalid steps of ``x`` (B, C, T) where ``mask`` (B, T) is False."""
+    """Zero the invalid steps of ``x`` (B, C, T) where ``mask`` (B, T) is False.
+
+    On the CPU a mask with no invalid step returns ``x`` itself: nothing is zeroed, so the full-size
+    multiply and its backward pass are skipped (a batch of videos as long as the batch, every level
+    of a fixed-length input). Callers must not modify the result in place. On other devices the
+    check would wait for the device, so the multiply always runs.
+    """
+    if mask.device.type == "cpu" and bool(mask.all()):
+        return x
     return x * mask[:, None, :].to(x.dtype)
 
 
