@@ -117,6 +117,37 @@ def test_theta_mixes_in_channel_attention():
     assert not torch.allclose(plain(x, mask)[0], mixed(x, mask)[0])
 
 
+@pytest.mark.parametrize("time_major", [False, True])
+def test_mixed_attention_is_the_theta_blend_of_temporal_and_channel_attention(time_major):
+    """What reaches the output projection at valid steps is (1 − θ)·temporal + θ·ChannelAttention(Q, K, V),
+    each computed by the θ = 0 block and ChannelAttention on their own (Eq. 2)."""
+    from tadkit.models.layers.conv import to_channels_last
+    torch.manual_seed(4)
+    theta, T = 0.3, 11
+    mask = prefix_mask([T, 7], T)
+    x = fill_padding(torch.randn(2, 8, T, dtype=torch.float64), mask)
+    if time_major:
+        x = to_channels_last(x)
+    plain = TransformerBlock(8, 2, window_size=3, theta=0.0).double().eval()
+    mixed = TransformerBlock(8, 2, window_size=3, theta=theta).double().eval()
+    mixed.load_state_dict(plain.state_dict())
+    seen = {}
+
+    def keep(name, output=True):
+        return lambda mod, inp, out: seen.__setitem__(name, out if output else inp[0])
+    for name, mod in (("q", plain.attn.q_proj), ("k", plain.attn.k_proj), ("v", plain.attn.v_proj)):
+        mod.register_forward_hook(keep(name))
+    plain.attn.out_proj.register_forward_hook(keep("temporal", output=False))
+    mixed.attn.out_proj.register_forward_hook(keep("mixed", output=False))
+    plain(x, mask)
+    mixed(x, mask)
+    channel = ChannelAttention()(seen["q"], seen["k"], seen["v"], mask)
+    want = (1 - theta) * seen["temporal"] + theta * channel
+    valid = mask[:, None, :].expand_as(want)
+    assert torch.allclose(seen["mixed"][valid], want[valid], atol=1e-12)
+    assert not torch.allclose(seen["temporal"][valid], want[valid])
+
+
 def test_attention_arguments_are_checked():
     with pytest.raises(ConfigError, match="num_heads"):
         TransformerBlock(10, 3)

@@ -96,14 +96,28 @@ class ChannelAttention(nn.Module):
     padding does not change the result. Returns (B, C, T), zero at invalid steps.
     """
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def weights(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The (B, C, C) attention ``softmax(Q Kᵀ / sqrt(T_valid))``."""
         k = apply_mask(k, mask)
         n_valid = mask.sum(dim=1).clamp(min=1).to(q.dtype)  # (B,)
         scores = (q @ k.transpose(1, 2)) / n_valid.sqrt()[:, None, None]  # (B, C, C)
-        att = scores.softmax(dim=-1)
+        return scores.softmax(dim=-1)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        att = self.weights(q, k, mask)
         if is_channels_last(v):  # (Vᵀ Aᵀ)ᵀ = A V, computed so that the result stays time-major
             return apply_mask((v.transpose(1, 2) @ att.transpose(1, 2)).transpose(1, 2), mask)
         return apply_mask(att @ v, mask)  # (B, C, T)
+
+    @staticmethod
+    def mix(temporal: torch.Tensor, att: torch.Tensor, v: torch.Tensor, theta: float) -> torch.Tensor:
+        """``(1 − θ)·temporal + θ·(A V)`` (ASL's Eq. 2) as one batched product accumulated into the temporal
+        branch (``baddbmm``: no separate channel-branch tensor, no blend pass); (B, C, T), time-major when
+        both inputs are. Not zeroed at invalid steps: for a consumer that masks after a per-step map."""
+        if is_channels_last(temporal) and is_channels_last(v):
+            return torch.baddbmm(temporal.transpose(1, 2), v.transpose(1, 2), att.transpose(1, 2),
+                                 beta=1 - theta, alpha=theta).transpose(1, 2)
+        return torch.baddbmm(temporal, att, v, beta=1 - theta, alpha=theta)
 
 
 class LocalMaskedMHCA(nn.Module):
@@ -157,8 +171,8 @@ class LocalMaskedMHCA(nn.Module):
             out = out.transpose(1, 2).reshape(B, -1, C).transpose(1, 2)
         else:
             out = out.transpose(2, 3).reshape(B, C, -1)  # (B, C, T')
-        if self.channel_attention is not None:
-            out = torch.lerp(out, self.channel_attention(q, k, v, out_mask), self.theta)   # (1 − θ) f_ta + θ f_ca
+        if self.channel_attention is not None:   # (1 − θ) f_ta + θ f_ca; out_proj is per step, then masked
+            out = ChannelAttention.mix(out, self.channel_attention.weights(q, k, out_mask), v, self.theta)
         return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
 
 
