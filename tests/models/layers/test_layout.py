@@ -110,3 +110,17 @@ def test_transformer_block_time_major_equals_usual_layout():
         (ref * w).sum().backward()
         (out * w).sum().backward()
         torch.testing.assert_close(xl.grad, xr.grad)
+
+
+def test_layer_norm_without_affine_time_major_bfloat16_is_the_plain_normalisation():
+    torch.manual_seed(1)
+    x = torch.randn(2, 32, 19, dtype=torch.float64) * 2 - 1
+    centred = x - x.mean(1, keepdim=True)
+    ref = centred / (centred.square().mean(1, keepdim=True) + 1e-5).sqrt()
+    ln = LayerNorm(32, affine=False, half_output=True)
+    xl = to_channels_last(x.to(torch.bfloat16)).requires_grad_()
+    out = ln(xl)
+    assert out.dtype == torch.bfloat16 and is_channels_last(out)
+    assert (out.double() - ref).abs().max().item() < 2e-2 * ref.abs().max().item()
+    out.float().sum().backward()          # d/dx of the sum of a normalisation is ~0 (the mean is removed)
+    assert xl.grad.abs().max().item() < 5e-2

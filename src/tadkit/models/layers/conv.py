@@ -239,6 +239,39 @@ class _ChannelLayerNorm(torch.autograd.Function):
         return dx, dweight, dbias, None, None
 
 
+class _MixedLayerNorm(torch.autograd.Function):
+    """LayerNorm over the last dim of a bfloat16 (..., C) tensor, bfloat16 out, float32 weight and bias.
+
+    Forward and the input gradient by the native kernel's mixed-precision path (bfloat16 read and
+    written, statistics and arithmetic in float32, rounded once): a fifth of the memory traffic of
+    casting to float32, normalising and casting back. The weight and bias gradients, sums over every
+    row, by the float32 kernel: the mixed path's are ~5 % off (measured at 4,608 x 512).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps: float):
+        shape = (x.shape[-1],)
+        with torch.autocast(x.device.type, enabled=False):
+            y, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
+        ctx.save_for_backward(x, mean, rstd, weight, bias)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, mean, rstd, weight, bias = ctx.saved_tensors
+        backward, shape = torch.ops.aten.native_layer_norm_backward, (x.shape[-1],)
+        need_w = weight is not None and ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[2]
+        dx = dweight = dbias = None
+        with torch.autocast(dy.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                dx = backward(dy.to(x.dtype), x, shape, mean, rstd, weight, bias, [True, False, False])[0]
+            if need_w or need_b:
+                _, dweight, dbias = backward(dy.float(), x.float(), shape, mean, rstd, weight, bias,
+                                             [False, need_w, need_b])
+        return dx, dweight, dbias, None
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step.
 
@@ -271,7 +304,10 @@ class LayerNorm(nn.Module):
         if is_channels_last(x) and x.dtype != torch.float64:
             # time-major: the channels are the last dim of the (B, T, C) storage, so the fused native
             # kernel normalises it in place of the reductions below (3-4x faster forward and backward).
-            # It is fed float32: its bfloat16-input backward rounds the weight gradient (~5 % error)
+            if x.dtype == torch.bfloat16 and out_dtype == torch.bfloat16 and x.device.type == "cpu":
+                y = _MixedLayerNorm.apply(x.transpose(1, 2), self.weight, self.bias, self.eps)
+                return y.transpose(1, 2)                                                  # (B, C, T) time-major
+            # otherwise fed float32: its bfloat16-input backward rounds the weight gradient (~5 % error)
             with torch.autocast(x.device.type, enabled=False):
                 y = F.layer_norm(x.float().transpose(1, 2), (self.num_channels,), self.weight, self.bias,
                                  self.eps).transpose(1, 2)                                # (B, C, T) time-major
