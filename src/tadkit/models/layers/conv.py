@@ -26,7 +26,7 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     of a fixed-length input). Callers must not modify the result in place. On other devices the
     check would wait for the device, so the multiply always runs.
     """
-    if mask.device.type == "cpu" and bool(mask.all()):
+    if mask.device.type == "cpu" and mask.dtype == torch.bool and bool(mask.all()):
         return x
     return x * mask[:, None, :].to(x.dtype)
 
@@ -304,7 +304,8 @@ class LayerNorm(nn.Module):
         if is_channels_last(x) and x.dtype != torch.float64:
             # time-major: the channels are the last dim of the (B, T, C) storage, so the fused native
             # kernel normalises it in place of the reductions below (3-4x faster forward and backward).
-            if x.dtype == torch.bfloat16 and out_dtype == torch.bfloat16 and x.device.type == "cpu":
+            if (x.dtype == torch.bfloat16 and out_dtype == torch.bfloat16 and x.device.type == "cpu"
+                    and (self.weight is None or self.weight.dtype == torch.float32)):
                 y = _MixedLayerNorm.apply(x.transpose(1, 2), self.weight, self.bias, self.eps)
                 return y.transpose(1, 2)                                                  # (B, C, T) time-major
             # otherwise fed float32: its bfloat16-input backward rounds the weight gradient (~5 % error)
