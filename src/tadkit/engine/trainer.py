@@ -20,6 +20,7 @@ resuming N - k (same weights to float rounding).
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import random
 import re
@@ -384,8 +385,15 @@ def train(cfg: Config, *, resume: bool = False, build_dataset: builders.DatasetB
           stream=None) -> TrainResult:
     """Train ``cfg`` (joining the ``torchrun`` process group when launched by it); see :class:`Trainer`."""
     dist = init_distributed(cfg.train.device)
+    trainer = None
     try:
-        return Trainer(cfg, dist=dist, build_dataset=build_dataset, build_model=build_model,
-                       callbacks=callbacks, stream=stream).run(resume=resume)
+        trainer = Trainer(cfg, dist=dist, build_dataset=build_dataset, build_model=build_model,
+                          callbacks=callbacks, stream=stream)
+        return trainer.run(resume=resume)
     finally:
+        # the DistributedDataParallel wrapper holds the process group: freed (reference cycles
+        # included) before the group is destroyed, so no gloo thread outlives it into interpreter exit
+        trainer = None
+        if dist.distributed:
+            gc.collect()
         dist.close()
