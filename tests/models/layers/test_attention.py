@@ -77,12 +77,17 @@ def test_local_attention_memory_is_linear_in_length():
     assert probe.largest >= T * T  # the global variant really is quadratic: the probe sees it
 
 
-def test_channel_attention_equals_per_sample_formula():
+@pytest.mark.parametrize("time_major", [False, True])
+def test_channel_attention_equals_per_sample_formula(time_major):
+    from tadkit.models.layers.conv import is_channels_last, to_channels_last
     torch.manual_seed(1)
     lengths, T, C = [9, 4], 12, 5
     mask = prefix_mask(lengths, T)
     q, k, v = (fill_padding(torch.randn(2, C, T, dtype=torch.float64), mask) for _ in range(3))
+    if time_major:
+        q, k, v = (to_channels_last(t) for t in (q, k, v))
     out = ChannelAttention()(q, k, v, mask)
+    assert is_channels_last(out) == time_major
     for b, n in enumerate(lengths):
         qb, kb, vb = q[b, :, :n], k[b, :, :n], v[b, :, :n]
         ref = torch.softmax(qb @ kb.T / math.sqrt(n), dim=-1) @ vb  # (C, C) attention over channels

@@ -104,17 +104,15 @@ class ChannelAttention(nn.Module):
         return scores.softmax(dim=-1)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        att = self.weights(q, k, mask)
-        if is_channels_last(v):  # (Vᵀ Aᵀ)ᵀ = A V, computed so that the result stays time-major
-            return apply_mask((v.transpose(1, 2) @ att.transpose(1, 2)).transpose(1, 2), mask)
-        return apply_mask(att @ v, mask)  # (B, C, T)
+        # the channel branch alone is the blend at θ = 1 (baddbmm ignores its first input at beta 0)
+        return apply_mask(self.mix(v, self.weights(q, k, mask), v, 1.0), mask)  # (B, C, T)
 
     @staticmethod
     def mix(temporal: torch.Tensor, att: torch.Tensor, v: torch.Tensor, theta: float) -> torch.Tensor:
         """``(1 − θ)·temporal + θ·(A V)`` (ASL's Eq. 2) as one batched product accumulated into the temporal
         branch (``baddbmm``: no separate channel-branch tensor, no blend pass); (B, C, T), time-major when
         both inputs are. Not zeroed at invalid steps: for a consumer that masks after a per-step map."""
-        if is_channels_last(temporal) and is_channels_last(v):
+        if is_channels_last(temporal) and is_channels_last(v):   # (Vᵀ Aᵀ)ᵀ = A V, kept time-major
             return torch.baddbmm(temporal.transpose(1, 2), v.transpose(1, 2), att.transpose(1, 2),
                                  beta=1 - theta, alpha=theta).transpose(1, 2)
         return torch.baddbmm(temporal, att, v, beta=1 - theta, alpha=theta)
