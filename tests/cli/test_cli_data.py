@@ -42,8 +42,8 @@ def test_synth_bad_arguments_exit_2(tmp_path):
     assert not (tmp_path / "s" / "annotations.json").exists()
 
 
-def test_convert_thumos14_real_counts_and_report(tmp_path, shared_data):
-    th = shared_data / "thumos14"
+def test_convert_thumos14_real_counts_and_report(tmp_path, real_data):
+    th = real_data / "thumos14"
     out = tmp_path / "th.json"
     code, stdout, err = run_cli("convert", "thumos14", th / "official" / "annotations_val",
                                 th / "official" / "annotations_test", "--video-info", th / "video_info.json",

@@ -1,6 +1,6 @@
 """Converters from benchmark annotation layouts into tadkit's Annotations.
 
-Real files (THUMOS14, MultiTHUMOS, ActivityNet/BSN) are read from ../shared/data and their
+Real files (THUMOS14, MultiTHUMOS, ActivityNet/BSN) are read from tests/data/real and their
 counts are checked against published numbers and against independent counts made here with
 plain file reading. Charades, Ego4D-MQ and EPIC-100 use the small hand-made fixtures in
 tests/fixtures/converters/ (see its README.md); their expected values are worked out by hand.
@@ -19,19 +19,19 @@ import pytest
 from tadkit.core.errors import DataError, TadkitError
 from tadkit.data.annotations import Annotations
 from tadkit.data.converters import FORMATS, MULTITHUMOS_CLASSES, convert
-from tests.conftest import SHARED_DATA
+from tests.conftest import REAL_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "converters"
 
-THUMOS = SHARED_DATA / "thumos14"
+THUMOS = REAL_DATA / "thumos14"
 THUMOS_VAL = THUMOS / "official" / "annotations_val"
 THUMOS_TEST = THUMOS / "official" / "annotations_test"
-MULTITHUMOS = SHARED_DATA / "multithumos" / "multithumos.json"
-ANET = SHARED_DATA / "activitynet"
+MULTITHUMOS = REAL_DATA / "multithumos" / "multithumos.json"
+ANET = REAL_DATA / "activitynet"
 
-# The real files are part of the test data: a missing folder fails (conftest's shared_data), it never skips.
-needs_real_data = pytest.mark.usefixtures("shared_data")
+# The real files travel with the repository (tests/data/real); conftest unpacks them at collection.
+needs_real_data = pytest.mark.usefixtures("real_data")
 
 
 def _counts(ann: Annotations) -> dict[str, tuple[int, int]]:

@@ -67,8 +67,8 @@ def clip25(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def videos(shared_data):
-    return shared_data / "videos"
+def videos(real_data):
+    return real_data / "videos"
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from .reference import reference_map
 ORACLE = [0.714286, 0.714286, 0.714286, 0.6875, 0.6875, 0.597222, 0.520833, 0.520833, 0.520833, 0.5]
 
 
-def test_real_oracle(shared_data):
-    m = evaluate_files(shared_data / "eval-oracle/gt.json", shared_data / "eval-oracle/result.json",
+def test_real_oracle(real_data):
+    m = evaluate_files(real_data / "eval-oracle/gt.json", real_data / "eval-oracle/result.json",
                        tiou="activitynet")
     np.testing.assert_allclose(m["mAP"], ORACLE, atol=1e-6)
     assert abs(m["average_mAP"] - 0.6177579365) < 1e-9
@@ -205,16 +205,16 @@ def test_cli_bad_input(tmp_path, gt_text, pred_text, needle):
     assert set(tmp_path.iterdir()) == {gt, pred}  # nothing written, not even a temporary file
 
 
-def test_cli_unknown_subset_lists_the_subsets(tmp_path, shared_data):
-    r = _cli("eval", "--gt", str(shared_data / "eval-oracle/gt.json"),
-             "--pred", str(shared_data / "eval-oracle/result.json"), "--subset", "testing")
+def test_cli_unknown_subset_lists_the_subsets(tmp_path, real_data):
+    r = _cli("eval", "--gt", str(real_data / "eval-oracle/gt.json"),
+             "--pred", str(real_data / "eval-oracle/result.json"), "--subset", "testing")
     assert r.returncode == 2 and "['validation']" in r.stderr
 
 
-def test_cli_writes_metrics(tmp_path, shared_data):
+def test_cli_writes_metrics(tmp_path, real_data):
     out = tmp_path / "m.json"
-    r = _cli("eval", "--gt", str(shared_data / "eval-oracle/gt.json"),
-             "--pred", str(shared_data / "eval-oracle/result.json"), "--tiou", "activitynet", "--out", str(out))
+    r = _cli("eval", "--gt", str(real_data / "eval-oracle/gt.json"),
+             "--pred", str(real_data / "eval-oracle/result.json"), "--tiou", "activitynet", "--out", str(out))
     assert r.returncode == 0, r.stderr
     m = json.loads(out.read_text())
     assert set(["tiou", "mAP", "average_mAP", "per_class_AP"]) <= set(m)

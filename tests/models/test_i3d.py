@@ -27,13 +27,13 @@ PUBLISHED_TOP5 = [("playing cricket", 19.488598), ("robot dancing", 12.693823), 
 TOLERANCE = [2.0, 0.75, 0.75, 0.75, 0.75]
 
 
-def i3d_dir(shared_data):
-    return shared_data / "i3d"
+def i3d_dir(real_data):
+    return real_data / "i3d"
 
 
 @pytest.fixture(scope="module")
-def jax_ckpt(shared_data):
-    return i3d_dir(shared_data) / "i3d-kinetics-400.ckpt"
+def jax_ckpt(i3d_checkpoint):
+    return i3d_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,10 @@ def pretrained(jax_ckpt):
 
 
 @pytest.fixture(scope="module")
-def sample_outputs(pretrained, shared_data):
+def sample_outputs(pretrained, real_data):
     """The one full forward of this file: all 79 frames at 224x224."""
     av = pytest.importorskip("av")
-    gif = i3d_dir(shared_data) / "deepmind_sample" / "data" / "v_CricketShot_g04_c01_rgb.gif"
+    gif = i3d_dir(real_data) / "deepmind_sample" / "data" / "v_CricketShot_g04_c01_rgb.gif"
     with av.open(str(gif)) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert frames.shape == (79, 224, 224, 3)
@@ -55,8 +55,8 @@ def sample_outputs(pretrained, shared_data):
 
 
 @pytest.mark.slow
-def test_real_weights_classify_deepmind_sample(sample_outputs, shared_data):
-    labels = (i3d_dir(shared_data) / "deepmind_sample" / "data" / "label_map.txt").read_text().splitlines()
+def test_real_weights_classify_deepmind_sample(sample_outputs, real_data):
+    labels = (i3d_dir(real_data) / "deepmind_sample" / "data" / "label_map.txt").read_text().splitlines()
     assert len(labels) == 400
     logits = sample_outputs["Logits"][0]
     assert logits.shape == (400,)
@@ -67,7 +67,7 @@ def test_real_weights_classify_deepmind_sample(sample_outputs, shared_data):
     for value, (_, published), tol in zip(values.tolist(), PUBLISHED_TOP5, TOLERANCE):
         assert abs(value - published) < tol, (value, published)
     # ... and not the ImageNet-initialised model of out/imagenet_rgb.txt.
-    imagenet = (i3d_dir(shared_data) / "deepmind_sample" / "out" / "imagenet_rgb.txt").read_text().splitlines()
+    imagenet = (i3d_dir(real_data) / "deepmind_sample" / "out" / "imagenet_rgb.txt").read_text().splitlines()
     imagenet_top5 = [line.split(None, 2)[2] for line in imagenet[3:8]]
     assert imagenet_top5[0] == "playing cricket" and ours[1:] != imagenet_top5[1:]
     # Mixed_5c of 79 frames: ceil(79 / 8) = 10 steps, 224 / 32 = 7.
