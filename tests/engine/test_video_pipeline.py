@@ -27,9 +27,9 @@ def synvideos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def extracted(synvideos, shared_data, tmp_path_factory):
+def extracted(synvideos, i3d_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("feats") / "i3d"
-    weights = shared_data / "i3d" / "i3d-kinetics-400.ckpt"
+    weights = i3d_checkpoint
     rc = main(["extract", str(synvideos / "videos"), "--weights", str(weights), "--out", str(out), *SMALL])
     assert rc == 0
     return out, weights
@@ -73,7 +73,7 @@ def test_extract_writes_features_and_timing(extracted, synvideos):
     assert np.abs(x[0] - x[8]).max() > 1e-3
 
 
-def test_extract_resumes_and_reports_bad_videos(extracted, synvideos, shared_data, tmp_path, capsys):
+def test_extract_resumes_and_reports_bad_videos(extracted, synvideos, real_data, tmp_path, capsys):
     out, weights = extracted
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
     assert main(["extract", str(synvideos / "videos"), "--weights", str(weights), "--out", str(out), *SMALL]) == 0
@@ -95,7 +95,7 @@ def test_extract_resumes_and_reports_bad_videos(extracted, synvideos, shared_dat
     assert rc == 2 and "fps" in capsys.readouterr().err
 
 
-def test_interrupted_extraction_leaves_no_partial_file(synvideos, shared_data, tmp_path, monkeypatch):
+def test_interrupted_extraction_leaves_no_partial_file(synvideos, i3d_checkpoint, tmp_path, monkeypatch):
     from tadkit.engine import extract as ex
     real = ex.to_model_input
     calls = {"n": 0}
@@ -109,22 +109,22 @@ def test_interrupted_extraction_leaves_no_partial_file(synvideos, shared_data, t
     monkeypatch.setattr(ex, "to_model_input", interrupt)
     out = tmp_path / "feats"
     with pytest.raises(KeyboardInterrupt):
-        ex.extract_features(synvideos / "videos", shared_data / "i3d" / "i3d-kinetics-400.ckpt", out,
+        ex.extract_features(synvideos / "videos", i3d_checkpoint, out,
                             short_side=64, crop=64, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["features.json", "synvid_000.npy"]
     assert list(json.loads((out / "features.json").read_text())["videos"]) == ["synvid_000"]
 
 
 @pytest.mark.slow
-def test_real_clips_mixed5c_features_are_stable(shared_data):
+def test_real_clips_mixed5c_features_are_stable(real_data, i3d_checkpoint):
     """The two real clips (default 256 / 224 preprocessing, 1 fps to keep it short) give the same
     Mixed_5c features on a second run."""
     from tadkit.engine.extract import extract_video
     from tadkit.models.backbones.i3d import build_i3d
-    model = build_i3d(shared_data / "i3d" / "i3d-kinetics-400.ckpt", final_endpoint="Mixed_5c")
+    model = build_i3d(i3d_checkpoint, final_endpoint="Mixed_5c")
     for name in ("kinetics_arm_wrestling.mp4", "test_300frames.mp4"):
-        a = extract_video(model, shared_data / "videos" / name, fps=1.0, batch_size=3)
-        b = extract_video(model, shared_data / "videos" / name, fps=1.0, batch_size=2)  # other batching too
+        a = extract_video(model, real_data / "videos" / name, fps=1.0, batch_size=3)
+        b = extract_video(model, real_data / "videos" / name, fps=1.0, batch_size=2)  # other batching too
         assert a.shape == (3, 1024)                                                    # ceil(10 frames / 4)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
@@ -258,7 +258,8 @@ def test_end_to_end_training_learns_and_reloads(synvideos, tmp_path, name, capsy
     assert predictions_close(json.loads(det.read_text()), json.loads(one.read_text()))
 
 
-def test_feature_based_detect_matches_predict_on_extracted_features(extracted, synvideos, tmp_path, capsys):
+def test_feature_based_detect_matches_predict_on_extracted_features(extracted, synvideos, tmp_path, capsys,
+                                                                     monkeypatch):
     out, weights = extracted
     cfg = {"data": {"annotations": str(synvideos / "annotations.json"), "features": str(out),
                     "test_subset": "testing"},
@@ -284,11 +285,21 @@ def test_feature_based_detect_matches_predict_on_extracted_features(extracted, s
     got, ref = json.loads(det.read_text()), json.loads(one.read_text())
     assert len(got["results"]["synvid_004"]) > 0
     assert predictions_close(got, ref, atol=1e-3)
-    # without --weights a feature-based checkpoint cannot make its features: one-line error, exit 2
+    # without --weights: the checkpoint `tadkit weights i3d` cached, and the same detections
+    cached = tmp_path / "cached.json"
+    monkeypatch.setenv("TADKIT_HOME", str(weights.parents[1]))
+    assert weights == weights.parents[1] / "weights" / weights.name            # the fixture's file is the cache's
+    assert main(["detect", str(video), "--config", str(run / "config.yaml"), "--checkpoint", str(ckpt),
+                 "--out", str(cached), "--device", "cpu"]) == 0
+    assert json.loads(cached.read_text()) == got
+    # ... and with an empty cache, one line naming the command, exit 2, nothing written
+    monkeypatch.setenv("TADKIT_HOME", str(tmp_path / "empty"))
     capsys.readouterr()
-    assert main(["detect", str(video), "--config", str(run / "config.yaml"), "--checkpoint", str(ckpt)]) == 2
+    none = tmp_path / "none.json"
+    assert main(["detect", str(video), "--config", str(run / "config.yaml"), "--checkpoint", str(ckpt),
+                 "--out", str(none)]) == 2
     err = capsys.readouterr().err
-    assert "--weights" in err and len(err.strip().splitlines()) == 1
+    assert "tadkit weights i3d" in err and len(err.strip().splitlines()) == 1 and not none.exists()
 
 
 def test_backbone_config_errors(synvideos, tmp_path):

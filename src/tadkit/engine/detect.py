@@ -3,7 +3,7 @@
 Two kinds of checkpoint:
 
 * **feature-based** (trained on features from ``tadkit extract``): the video is decoded and its
-  I3D features extracted on the fly with ``weights`` and the extraction settings recorded in the
+  I3D features extracted on the fly with ``weights`` (default: the ``tadkit weights i3d`` cache) and the extraction settings recorded in the
   ``features.json`` of the config's ``data.features`` (else the ``tadkit extract`` defaults:
   native fps, stride 4, window 16, short side 256, crop 224); the feature width must be the
   checkpoint's (1024 for RGB Mixed_5c);
@@ -81,9 +81,9 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
         from ..data.dataset import VideoDataset
         from ..data.features import MemoryFeatureStore
         from ..models.backbones.i3d import build_i3d
-        if weights is None:
-            raise ConfigError("this checkpoint reads features: tadkit detect needs the I3D weights to make them",
-                              path=ckpt["path"], fix="pass --weights (the file given to tadkit extract)")
+        if weights is None:                          # the cached checkpoint, or one line naming the command
+            from .weights import default_weights
+            weights = default_weights("i3d")
         s = extraction_settings(cfg)
         if not float(s["feature_stride"]).is_integer() or not float(s["feature_window"]).is_integer():
             raise ConfigError(f"feature stride/window must be whole frames for extraction, got "

@@ -171,8 +171,8 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
                      amp: bool = False, progress: bool = True, model=None) -> ExtractResult:
     """``tadkit extract``: features of every video of ``video_dir`` in ``out_dir``; see the module docstring.
 
-    ``model`` replaces the I3D built from ``weights`` (tests, other backbones with the same
-    ``i3d_features`` endpoint contract).
+    ``weights`` None means the checkpoint ``tadkit weights i3d`` cached. ``model`` replaces the I3D built
+    from ``weights`` (tests, other backbones with the same ``i3d_features`` endpoint contract).
     """
     from ..data.video import probe_video
     if not (isinstance(stride, int) and stride >= 1) or not (isinstance(window, int) and window >= 1):
@@ -192,7 +192,8 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
     dev = resolve_device(device or "auto", option="--device")
     if model is None:
         from ..models.backbones.i3d import build_i3d
-        model = build_i3d(weights, final_endpoint=endpoint)
+        from .weights import default_weights
+        model = build_i3d(default_weights("i3d") if weights is None else weights, final_endpoint=endpoint)
     model = model.to(dev).eval()
     out.mkdir(parents=True, exist_ok=True)          # only once the inputs are known to be usable
 

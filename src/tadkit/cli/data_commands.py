@@ -1,24 +1,11 @@
-"""Sub-commands: each a ``register(subparsers)`` and a ``run(args)``."""
+"""``tadkit eval``, ``convert``, ``synth`` and ``demo``: each a ``register(subparsers)`` and a ``run(args)``."""
 from __future__ import annotations
 
 import sys
 
 from ..core.errors import TadkitError
 from ..core.io import atomic_write_json
-
-
-def _print_metrics(m: dict) -> None:
-    head = f"subset {m['subset']!r}: {m['num_videos']} videos, {m['num_ground_truth']} ground truths, " \
-           f"{m['num_predictions']} predictions"
-    print(head)
-    tious = m["tiou"]
-    print("tIoU   " + " ".join(f"{t:6.2f}" for t in tious) + "    avg")
-    print("mAP    " + " ".join(f"{100 * x:6.2f}" for x in m["mAP"]) + f" {100 * m['average_mAP']:6.2f}")
-    for k, vals in m.get("recall", {}).items():
-        print(f"{k:<7}" + " ".join(f"{100 * x:6.2f}" for x in vals))
-    if "segmentation_mAP" in m:
-        print(f"segmentation mAP ({m['frames_per_video']} frames per video): {100 * m['segmentation_mAP']:.2f}")
-    print("(percent; metrics files hold fractions)")
+from .output import print_metrics
 
 
 # -- eval ------------------------------------------------------------------------------
@@ -58,7 +45,7 @@ def _run_eval(args):
     if args.quiet:
         print(f"{m['average_mAP']:.6f}")
     else:
-        _print_metrics(m)
+        print_metrics(m)
         if args.out:
             print(f"metrics written to {args.out}")
     return 0
@@ -143,13 +130,8 @@ def _run_demo(args):
     return run_demo(args.out, seed=args.seed, epochs=args.epochs, videos=args.videos)
 
 
-from .engine_commands import ENGINE_COMMANDS  # noqa: E402
-from .video_commands import VIDEO_COMMANDS  # noqa: E402
-
-COMMANDS = {
+DATA_COMMANDS: dict = {
     "demo": (_reg_demo, _run_demo),
-    **ENGINE_COMMANDS,
-    **VIDEO_COMMANDS,
     "synth": (_reg_synth, _run_synth),
     "convert": (_reg_convert, _run_convert),
     "eval": (_reg_eval, _run_eval),
