@@ -1,4 +1,5 @@
-"""tadkit.engine.allocator: freed large blocks are reused instead of mapped (and faulted in) afresh."""
+"""The process settings of tadkit.cpu_fast_paths: freed large blocks are reused instead of mapped (and faulted
+in) afresh; oneDNN's kernel cache is enlarged."""
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ BLOCK_PAGES = 64 * 2 ** 20 // 4096   # a 64 MiB tensor in 4 KiB pages
 
 _PROBE = """
 import resource, sys, torch
-from tadkit.engine.allocator import keep_freed_memory
+from tadkit.cpu_fast_paths import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "1" else False
 faults = []
 for _ in range(8):                                       # 64 MiB, above any mmap threshold

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as tdist
 
 from ..core.errors import ConfigError
-from .allocator import cache_primitives, keep_freed_memory
+from ..cpu_fast_paths import cache_primitives, keep_freed_memory
 
 __all__ = ["DistContext", "init_distributed", "EpochBatchSampler", "shard_indices"]
 
@@ -82,7 +82,7 @@ def resolve_device(pref: str = "auto", local_rank: int = 0, option: str = "train
     if pref in ("auto", "cuda") and torch.cuda.is_available():
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
         return torch.device("cuda", local_rank % torch.cuda.device_count())
-    keep_freed_memory()   # large CPU tensors reused, not mapped afresh each step (tadkit.engine.allocator)
+    keep_freed_memory()   # large CPU tensors reused, not mapped afresh each step (tadkit.cpu_fast_paths)
     cache_primitives()    # compiled kernels of every sequence length kept
     return torch.device("cpu")
 

@@ -192,19 +192,6 @@ def test_dropout_zeroes_with_probability_p_and_keeps_the_expectation():
         Dropout(1.5)
 
 
-def test_random_words_follow_the_global_seed_and_use_every_bit():
-    from tadkit.models.layers.attention import random_words
-    torch.manual_seed(11)
-    a, b = random_words(50_000), random_words(50_000)
-    torch.manual_seed(11)
-    assert torch.equal(a, random_words(50_000)) and not torch.equal(a, b)   # seeded; a new key each call
-    assert a.dtype == torch.int64 and a.shape == (50_000,)
-    bits = ((a[:, None] >> torch.arange(64)) & 1).double()                 # (n, 64) every bit position
-    n = a.numel()
-    assert (bits.mean(0) - 0.5).abs().max().item() < 5 * (0.25 / n) ** 0.5    # each bit fair (5 sigma)
-    assert (a < 0).any() and (a > 0).any()                                  # the sign bit is random too
-
-
 def test_affine_drop_path_residual_is_the_sum_with_the_same_draws():
     path = AffineDropPath(4, drop_prob=0.5, init_scale=0.3).train()
     base, x = torch.randn(8, 4, 5), torch.randn(8, 4, 5)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import cpu_fast_paths
 from ...core.errors import ConfigError
 from .conv import Conv1d, LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask, is_channels_last
 
@@ -26,31 +26,6 @@ from .conv import Conv1d, LayerNorm, MaskedConv1D, MaskedMaxPool1D, apply_mask, 
 def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis among ``allowed`` entries; rows with none allowed stay finite."""
     return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min).softmax(dim=-1)
-
-
-class _OverlappingBlocks(torch.autograd.Function):
-    """``x.unfold(2, span, step)`` for ``step <= span <= 2 · step``, with a backward of two strided copies.
-
-    x: (B, H, L, D) with L = N · step + (span − step); the output (B, H, N, D, span) is a view. Each
-    block overlaps only its next neighbour, so the gradient is block i's first ``step`` rows in place
-    plus its last ``span − step`` rows added to block i + 1's start; autograd's generic
-    ``unfold_backward`` takes ~2.5x longer on the CPU.
-    """
-
-    @staticmethod
-    def forward(ctx, x, span: int, step: int):
-        ctx.shape, ctx.span, ctx.step = x.shape, span, step
-        return x.unfold(2, span, step)
-
-    @staticmethod
-    def backward(ctx, grad):                                    # (B, H, N, D, span)
-        B, H, L, D = ctx.shape
-        step, n, tail = ctx.step, grad.shape[2], ctx.span - ctx.step
-        gx = grad.new_empty(B, H, n + 1, step, D)
-        gx[:, :, :n].copy_(grad[..., :step].transpose(-1, -2))
-        gx[:, :, n:].zero_()
-        gx[:, :, 1:, :tail].add_(grad[..., step:].transpose(-1, -2))
-        return gx.view(B, H, (n + 1) * step, D)[:, :, :L], None, None
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
@@ -72,8 +47,8 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     t_pad = n_blocks * window_size
     span = window_size + 2 * r  # keys a block of queries can reach
     q = F.pad(q, (0, 0, 0, t_pad - T)).view(B, H, n_blocks, window_size, D)  # (B, H, N, w, D)
-    k = _OverlappingBlocks.apply(F.pad(k, (0, 0, r, t_pad - T + r)), span, window_size)  # (B, H, N, D, span)
-    v = _OverlappingBlocks.apply(F.pad(v, (0, 0, r, t_pad - T + r)), span, window_size)  # (B, H, N, D, span)
+    k = cpu_fast_paths.overlapping_blocks(F.pad(k, (0, 0, r, t_pad - T + r)), span, window_size)  # (B, H, N, D, span)
+    v = cpu_fast_paths.overlapping_blocks(F.pad(v, (0, 0, r, t_pad - T + r)), span, window_size)  # (B, H, N, D, span)
     key_valid = F.pad(mask, (r, t_pad - T + r), value=False).unfold(1, span, window_size)  # (B, N, span)
     # query i of a block sits at key position i + r of the block's span
     offset = torch.arange(span, device=q.device)[None, :] - torch.arange(window_size, device=q.device)[:, None]
@@ -174,39 +149,19 @@ class LocalMaskedMHCA(nn.Module):
         return apply_mask(self.proj_drop(self.out_proj(out)), out_mask), out_mask
 
 
-def random_words(n: int) -> torch.Tensor:
-    """``n`` uniformly random 64-bit words (int64, on the CPU), driven by torch's global generator.
-
-    One 63-bit key is drawn from the global generator (so ``torch.manual_seed`` and a checkpoint's
-    saved RNG state fix the result, and every call gets a new key) and seeds NumPy's SFC64, whose
-    words come ~3x faster than the generator's own (``random_`` of 2.4 M int64: 15 ms against 5 ms).
-    """
-    key = int(torch.randint(0, 2 ** 63 - 1, (1,)))
-    return torch.from_numpy(np.random.SFC64(key).random_raw(n).view(np.int64))
-
-
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Element-wise dropout with ``F.dropout``'s contract: zero each element with probability ``p``,
     scale the rest so that the expectation is ``x``.
 
-    On the CPU the decisions come from 16 random bits per element, four elements per 64-bit word of
-    :func:`random_words` (``F.dropout`` draws one number per element and is about 3x slower there);
-    ``p`` is rounded to a multiple of 1/65536 (0.1 becomes 0.100006) and the survivors are scaled by
-    the inverse of the keep probability actually used, so the expectation stays exact. Other devices
-    use ``F.dropout``.
+    On the CPU by :func:`tadkit.cpu_fast_paths.random_bit_dropout` (16 random bits per element; ``p``
+    rounded to a multiple of 1/65536, 0.1 becomes 0.100006, the survivors scaled by the inverse of the
+    keep probability actually used, so the expectation stays exact). Other devices use ``F.dropout``.
     """
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu" or p >= 1.0:
         return F.dropout(x, p, True)
-    n, k = x.numel(), round(p * 65536)
-    bits = random_words((n + 3) // 4)
-    # drawn in the order x is stored, so the mask has x's layout (a time-major x stays time-major)
-    order = sorted(range(x.ndim), key=lambda d: -x.stride(d))
-    keep = bits.view(torch.int16)[:n].view([x.shape[d] for d in order]) >= k - 32768  # P(keep) = 1 - k / 65536
-    keep = keep.permute([order.index(d) for d in range(x.ndim)])
-    # converted through its uint8 view: the same 0 / 1 values, ~8x faster than a bool -> float conversion
-    return x * keep.view(torch.uint8).to(x.dtype).mul_(65536 / (65536 - k))
+    return cpu_fast_paths.random_bit_dropout(x, p)
 
 
 class Dropout(nn.Module):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import cpu_fast_paths
 from ...core.errors import ConfigError
 
 
@@ -21,12 +22,10 @@ def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
 def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Zero the invalid steps of ``x`` (B, C, T) where ``mask`` (B, T) is False.
 
-    On the CPU a mask with no invalid step returns ``x`` itself: nothing is zeroed, so the full-size
-    multiply and its backward pass are skipped (a batch of videos as long as the batch, every level
-    of a fixed-length input). Callers must not modify the result in place. On other devices the
-    check would wait for the device, so the multiply always runs.
+    On the CPU a mask with no invalid step returns ``x`` itself (:func:`tadkit.cpu_fast_paths.nothing_to_mask`),
+    so callers must not modify the result in place.
     """
-    if mask.device.type == "cpu" and mask.dtype == torch.bool and bool(mask.all()):
+    if cpu_fast_paths.nothing_to_mask(mask):
         return x
     return x * mask[:, None, :].to(x.dtype)
 
@@ -57,46 +56,17 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.conv1d`` that keeps a time-major input time-major.
 
     A time-major (B, C, T) input is convolved as a channels-last (B, C, 1, T) image, so the output is
-    time-major too, with no reordering copies; any other input goes through ``F.conv1d``.
+    time-major too, with no reordering copies (on the CPU, 1×1 and strided depthwise kernels by
+    :func:`tadkit.cpu_fast_paths.time_major_conv1d`); any other input goes through ``F.conv1d``.
     """
     if not is_channels_last(x):
         return F.conv1d(x, weight, bias, stride, padding, dilation, groups)
-    if stride > 1 and groups > 1 and groups == x.shape[1] and x.device.type == "cpu":
-        # a strided depthwise convolution as the stride-1 one read every ``stride`` steps: the same values;
-        # oneDNN's strided depthwise backward is ~6x slower on the CPU than the whole stride-1 computation
-        return to_channels_last(conv1d(x, weight, bias, 1, padding, dilation, groups)[:, :, ::stride])
-    if weight.shape[-1] == 1 and stride == 1 and groups == 1 and x.device.type == "cpu":
-        x, weight, *rest = conv_inputs([x, weight] + ([] if bias is None else [bias]))   # as autocast would
-        return _PointwiseConv.apply(x, weight, rest[0] if rest else None)
+    out = cpu_fast_paths.time_major_conv1d(x, weight, bias, stride, padding, dilation, groups)
+    if out is not None:
+        return out
     out = F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation),
                    groups)  # (B, C_out, 1, T')
     return out.squeeze(2)
-
-
-class _PointwiseConv(torch.autograd.Function):
-    """1×1 convolution of a time-major (B, C, T) input: forward by oneDNN's convolution, backward by two
-    matrix products on the (B·T, C) storage, 7-15 % faster on the CPU than the convolution's backward
-    (2 × 1,152 steps, bfloat16: 512 -> 2048 channels, 15.0 ms -> 12.9 ms)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)   # (B, C_out, T), time-major
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        b, c_in, t = x.shape
-        g = to_channels_last(grad).transpose(1, 2).reshape(b * t, -1)        # (B·T, C_out), a view
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (g @ weight[:, :, 0]).view(b, t, c_in).transpose(1, 2)    # (B, C_in, T), time-major
-        if ctx.needs_input_grad[1]:
-            grad_w = (g.t() @ x.transpose(1, 2).reshape(b * t, c_in))[:, :, None]   # (C_out, C_in, 1)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = g.sum(0)
-        return grad_x, grad_w, grad_b
 
 
 class Conv1d(nn.Conv1d):
@@ -196,82 +166,6 @@ class MaskedMaxPool1D(nn.Module):
         return apply_mask(out, out_mask), out_mask
 
 
-class _ChannelLayerNorm(torch.autograd.Function):
-    """LayerNorm over dim 1 of (B, C, T) with a hand-written backward.
-
-    Autograd of the plain formula keeps and walks about twice as many full-size intermediates;
-    this keeps one (x̂, in float32) and the (B, 1, T) inverse deviations. Computed in float32 (float64
-    stays float64); the output has ``out_dtype`` (None: the computation's).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps: float, out_dtype: torch.dtype | None):
-        with torch.autocast(x.device.type, enabled=False):
-            xf = x if x.dtype == torch.float64 else x.float()
-            # two passes (centre, then the mean square), stable for a large mean; torch.var_mean over
-            # dim 1 is ~10x slower on the CPU than these reductions
-            xhat = xf - xf.mean(dim=1, keepdim=True)                              # (B, C, T)
-            rstd = ((xhat * xhat).mean(dim=1, keepdim=True) + eps).rsqrt_()     # (B, 1, T); pow is slower
-            xhat.mul_(rstd)                                                       # (x - mean) / std
-            y = xhat if weight is None else torch.addcmul(bias.to(xf.dtype)[:, None], xhat,
-                                                          weight.to(xf.dtype)[:, None])
-        ctx.save_for_backward(xhat, rstd, weight)
-        ctx.in_dtype = x.dtype
-        return y if out_dtype is None else y.to(out_dtype)
-
-    @staticmethod
-    def backward(ctx, dy):
-        xhat, rstd, weight = ctx.saved_tensors
-        with torch.autocast(dy.device.type, enabled=False):
-            dy = dy.to(xhat.dtype)
-            dweight = dbias = None
-            if weight is not None:
-                if ctx.needs_input_grad[1]:
-                    dweight = (dy * xhat).sum((0, 2)).to(weight.dtype)
-                if ctx.needs_input_grad[2]:
-                    dbias = dy.sum((0, 2)).to(weight.dtype)
-                dy = dy * weight.to(dy.dtype)[:, None]
-            dx = None
-            if ctx.needs_input_grad[0]:
-                # dx = rstd · (g − mean_C(g) − x̂ · mean_C(g · x̂)), g = dy · weight
-                dx = torch.addcmul(dy - dy.mean(1, keepdim=True), xhat,
-                                   (dy * xhat).mean(1, keepdim=True), value=-1).mul_(rstd).to(ctx.in_dtype)
-        return dx, dweight, dbias, None, None
-
-
-class _MixedLayerNorm(torch.autograd.Function):
-    """LayerNorm over the last dim of a bfloat16 (..., C) tensor, bfloat16 out, float32 weight and bias.
-
-    Forward and the input gradient by the native kernel's mixed-precision path (bfloat16 read and
-    written, statistics and arithmetic in float32, rounded once): a fifth of the memory traffic of
-    casting to float32, normalising and casting back. The weight and bias gradients, sums over every
-    row, by the float32 kernel: the mixed path's are ~5 % off (measured at 4,608 x 512).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps: float):
-        shape = (x.shape[-1],)
-        with torch.autocast(x.device.type, enabled=False):
-            y, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
-        ctx.save_for_backward(x, mean, rstd, weight, bias)
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, mean, rstd, weight, bias = ctx.saved_tensors
-        backward, shape = torch.ops.aten.native_layer_norm_backward, (x.shape[-1],)
-        need_w = weight is not None and ctx.needs_input_grad[1]
-        need_b = bias is not None and ctx.needs_input_grad[2]
-        dx = dweight = dbias = None
-        with torch.autocast(dy.device.type, enabled=False):
-            if ctx.needs_input_grad[0]:
-                dx = backward(dy.to(x.dtype), x, shape, mean, rstd, weight, bias, [True, False, False])[0]
-            if need_w or need_b:
-                _, dweight, dbias = backward(dy.float(), x.float(), shape, mean, rstd, weight, bias,
-                                             [False, need_w, need_b])
-        return dx, dweight, dbias, None
-
-
 class LayerNorm(nn.Module):
     """LayerNorm over the channels of a (B, C, T) tensor, one normalisation per time step.
 
@@ -300,23 +194,7 @@ class LayerNorm(nn.Module):
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_dtype = self._out_dtype(x)
-        if is_channels_last(x) and x.dtype != torch.float64:
-            # time-major: the channels are the last dim of the (B, T, C) storage, so the fused native
-            # kernel normalises it in place of the reductions below (3-4x faster forward and backward).
-            if (x.dtype == torch.bfloat16 and out_dtype == torch.bfloat16 and x.device.type == "cpu"
-                    and (self.weight is None or self.weight.dtype == torch.float32)):
-                y = _MixedLayerNorm.apply(x.transpose(1, 2), self.weight, self.bias, self.eps)
-                return y.transpose(1, 2)                                                  # (B, C, T) time-major
-            # otherwise fed float32: its bfloat16-input backward rounds the weight gradient (~5 % error)
-            with torch.autocast(x.device.type, enabled=False):
-                y = F.layer_norm(x.float().transpose(1, 2), (self.num_channels,), self.weight, self.bias,
-                                 self.eps).transpose(1, 2)                                # (B, C, T) time-major
-            return y if out_dtype is None else y.to(out_dtype)
-        # reduced over dim 1 in place of F.layer_norm on a transposed view: the result stays a contiguous
-        # (B, C, T) tensor, so the convolution after it needs no transposing copy; a hand-written
-        # backward (see _ChannelLayerNorm)
-        return _ChannelLayerNorm.apply(x, self.weight, self.bias, self.eps, out_dtype)
+        return cpu_fast_paths.channel_layer_norm(x, self.weight, self.bias, self.eps, self._out_dtype(x))
 
 
 class Scale(nn.Module):
