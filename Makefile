@@ -23,10 +23,14 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tadkit demo --out demo_output
 
+# the quick benchmarks (a few minutes); each writes benchmarks/results/NAME.json, then docs/benchmarks.md
 bench: $(STAMP)
 	$(PY) benchmarks/eval_speed.py
 	$(PY) benchmarks/nms_speed.py
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/tags_memory.py
+	$(VENV)/bin/tadkit weights i3d
+	$(PY) benchmarks/extract_speed.py
+	$(PY) benchmarks/render.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

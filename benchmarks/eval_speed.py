@@ -9,6 +9,9 @@ The official code is not part of tadkit. Pass the folder holding its ``eval_dete
 it in the same run and check that the numbers agree; without it only tadkit is timed.
 
     python benchmarks/eval_speed.py [--official DIR] [--repeat 3] [--case thumos14|activitynet|all]
+        [--results JSON]
+
+Prints the table and writes it to ``benchmarks/results/eval_speed.json`` (``--results``).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from tadkit.evaluation.api import evaluate_files  # noqa: E402
+
+import _results  # noqa: E402  # benchmarks/_results.py (the script's folder is on sys.path)
 
 CASES = {
     "thumos14": dict(videos=213, classes=20, preds=200, tiou=np.linspace(0.3, 0.7, 5), gt_per_video=(1, 30),
@@ -80,12 +85,13 @@ def main():
     ap.add_argument("--official-jobs", type=int, default=1, help="joblib n_jobs for the official code (default 1)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--case", default="all", choices=["all", *CASES])
+    _results.add_results_argument(ap, "eval_speed")
     args = ap.parse_args()
     official = None
     if args.official:
         sys.path.insert(0, args.official)
         import eval_detection as official  # type: ignore
-    rows = []
+    rows, records = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, spec in CASES.items():
             if args.case not in ("all", name):
@@ -99,6 +105,9 @@ def main():
             t_ours, m = best_of(lambda: evaluate_files(gp, pp, subset="validation", tiou=spec["tiou"], recall_ks=()),
                                 args.repeat)
             row = [name, f"{spec['videos']}x{spec['preds']}", f"{t_ours:.3f}"]
+            record = {"case": name, "videos": spec["videos"], "classes": spec["classes"],
+                      "preds_per_video": spec["preds"], "tiou_thresholds": len(spec["tiou"]), "tadkit_s": t_ours,
+                      "tadkit_average_mAP": m["average_mAP"]}
             if official is not None:
                 def run_official():
                     ev = official.ANETdetection(gp, pp, tiou_thresholds=spec["tiou"], subset="validation",
@@ -108,13 +117,19 @@ def main():
                 t_off, ev = best_of(run_official, 1)
                 diff = float(np.max(np.abs(np.asarray(m["mAP"]) - ev.mAP)))
                 row += [f"{t_off:.2f}", f"{t_off / t_ours:.0f}x", f"{diff:.1e}"]
+                record.update(official_s=t_off, speedup_x=t_off / t_ours, max_abs_dmAP=diff)
             rows.append(row)
+            records.append(record)
     head = ["case", "videos x preds", "tadkit s"] + (["official s", "speed-up", "max |dmAP|"] if official else [])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("-+-".join("-" * w for w in widths))
     for r in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+    _results.save("eval_speed", records, args.results,
+                  setting=f"detection mAP from files (loading included), best of {args.repeat} "
+                          f"run{'s' if args.repeat > 1 else ''}"
+                          + (f"; official code with n_jobs={args.official_jobs}" if official else ""))
 
 
 if __name__ == "__main__":

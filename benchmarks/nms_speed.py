@@ -24,6 +24,9 @@ Every implementation's output is checked identical (same segments, labels, order
 1e-12) on every video before timing.
 
 Run:  python benchmarks/nms_speed.py [--candidates 2000] [--classes 20] [--videos 8] [--repeats 5]
+          [--results JSON]
+
+Prints the table and writes it to ``benchmarks/results/nms_speed.json`` (``--results``).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ import numpy as np
 
 from tadkit.core import Instances
 from tadkit.postprocess import postprocess_detections, postprocess_videos
+
+import _results  # benchmarks/_results.py (the script's folder is on sys.path)
 
 MIN_SCORE = 1e-3
 SIGMA = 0.5
@@ -175,6 +180,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=8, help="videos per layout")
     ap.add_argument("--repeats", type=int, default=5, help="runs of each fast implementation (>= 1)")
     ap.add_argument("--seed", type=int, default=0)
+    _results.add_results_argument(ap, "nms_speed")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     R, N = args.repeats, args.videos
@@ -187,6 +193,7 @@ def main() -> None:
     print(header)
     print(sub)
     print("-" * len(header))
+    records = []
     for layout in ("uniform", "skewed"):
         videos = [make_video(args.candidates, args.classes, layout, rng) for _ in range(N)]
         named = {f"v{i}": v for i, v in enumerate(videos)}
@@ -208,9 +215,17 @@ def main() -> None:
                 ms = [t * 1e3 / N for t in (t_one, t_all, t_np, t_py)]
                 print(f"{layout:8} {name:28} {ms[0]:8.2f} {ms[1]:8.2f} {ms[2]:8.2f} {ms[3]:9.2f} "
                       f"{ms[3] / ms[0]:10.1f}x {ms[3] / ms[1]:10.1f}x")
+                records.append({"layout": layout, "operation": name, "batched_ms_per_video": ms[0],
+                                "batched_videos_ms_per_video": ms[1], "numpy_loop_ms_per_video": ms[2],
+                                "sequential_ms_per_video": ms[3], "speedup_batched_x": ms[3] / ms[0],
+                                "speedup_batched_videos_x": ms[3] / ms[1]})
     print("\nbatched = postprocess_detections per video; batched videos = postprocess_videos over the "
           "videos of a layout;\nnumpy loop / sequential = a Python loop over classes with a numpy / pure-Python "
           "sequential loop inside.\nAll outputs checked identical.")
+    _results.save("nms_speed", records, args.results,
+                  setting=f"{args.candidates} candidates x {args.classes} classes per 200 s video, {N} videos per "
+                          f"layout; ms per video, best of {R} runs (sequential: of {SEQUENTIAL_RUNS}); "
+                          "outputs checked identical")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ average mAP, mAP at 0.5, training seconds and inference seconds per video.
         [--epochs 24] [--width 64] [--seeds 0] [--threads N] [--out RESULTS.json] [--keep DIR]
     python benchmarks/synthetic_accuracy.py --list     # the known runs
 
+The table also goes to ``benchmarks/results/synthetic_accuracy.json`` (``--results``), one row per run
+and seed, written after each run: rows are keyed by run name, seed and the options that change the
+result (``--videos``, ``--noise``, ``--epochs``, ``--width`` and the switches below, where not at their
+defaults) and merged into the file, so rows of other runs, seeds or options stay. Each row keeps the
+commit, start date and thread count of the command that produced it.
+
 Options that leave the default behaviour alone:
 
 * ``--multilabel``: multi-label data (``make_synthetic(multilabel=True)``: every class its own
@@ -45,6 +51,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "src"))
+
+import _results  # noqa: E402  # benchmarks/_results.py (the script's folder is on sys.path)
 
 # Small-scale width overrides per method ({w} = --width); window lengths in feature steps.
 SCALE = {
@@ -252,6 +260,55 @@ def _query_scale(method: str, width: int) -> list[str]:
             for o in QUERY_SCALE.get(method, [])]
 
 
+# the options that change a run's numbers, in the results file's row key when not at their defaults
+RESULT_OPTIONS = ("videos", "noise", "epochs", "width", "multilabel", "query_width", "train_map", "own_schedule")
+RESULT_COLUMNS = ("run", "seed", "options", "average_mAP_pct", "mAP_at_0.5_pct", "segmentation_mAP_pct",
+                  "train_average_mAP_pct", "train_s", "infer_ms_per_video", "threads", "commit", "date")
+
+
+def result_options(ap: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The options of ``RESULT_OPTIONS`` not at their defaults, as command-line flags ("" for none)."""
+    out = []
+    for dest in RESULT_OPTIONS:
+        value = getattr(args, dest)
+        if value == ap.get_default(dest):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        out.append(flag if value is True else f"{flag} {value}")
+    return " ".join(out)
+
+
+def save_results(path, per_seed: list[dict], options: str, threads: int) -> None:
+    """Merge ``per_seed`` into the results file: a row replaces the one of the same run, seed and options."""
+    meta = _results.metadata_for("synthetic_accuracy", threads=threads)
+    new = []
+    for r in per_seed:
+        at5 = r["mAP"][r["tiou"].index(0.5)] if 0.5 in r["tiou"] else None
+        row = {"run": r["run"], "seed": r["seed"], "options": options, "average_mAP_pct": 100 * r["average_mAP"],
+               "mAP_at_0.5_pct": None if at5 is None else 100 * at5, "train_s": r["train_s"],
+               "infer_ms_per_video": 1000 * r["infer_s_per_video"], "threads": threads,
+               "commit": meta["commit"], "date": meta["date"]}
+        if "segmentation_mAP" in r:
+            row["segmentation_mAP_pct"] = 100 * r["segmentation_mAP"]
+        if "train_average_mAP" in r:
+            row["train_average_mAP_pct"] = 100 * r["train_average_mAP"]
+        new.append(row)
+
+    def key(row):
+        return row["run"], row["seed"], row.get("options", "")
+    replaced = {key(r) for r in new}
+    old = (_results.load(path) or {}).get("rows", [])
+    order = {name: i for i, name in enumerate(RUNS)}
+    rows = sorted([r for r in old if key(r) not in replaced] + new,
+                  key=lambda r: (r.get("options", ""), order.get(r["run"], len(order)), r["run"], r["seed"]))
+    present = set().union(*rows)
+    _results.save("synthetic_accuracy", rows, path, threads=threads,
+                  columns=[c for c in RESULT_COLUMNS if c in present],
+                  setting="average mAP (%) over the evaluation's tIoU thresholds, mAP at tIoU 0.5 (%), training "
+                          "seconds, inference ms per video; rows merged across commands, keyed by run, seed and "
+                          "options, each with its own commit, date and threads")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="actionformer,asl,amnet,tags", help="comma-separated run names (--list)")
@@ -270,6 +327,7 @@ def main() -> None:
     ap.add_argument("--train-map", action="store_true", help="also report average mAP on the training videos")
     ap.add_argument("--own-schedule", action="store_true", help="each config's own training schedule")
     ap.add_argument("--keep", metavar="DIR", help="keep the data and runs here (default: a temporary folder)")
+    _results.add_results_argument(ap, "synthetic_accuracy")
     args = ap.parse_args()
     if args.list:
         for name, (method, extra) in RUNS.items():
@@ -318,6 +376,7 @@ def main() -> None:
                     + [f"{statistics.mean(r['train_s'] for r in per_seed):.0f}",
                        f"{1000 * statistics.mean(r['infer_s_per_video'] for r in per_seed):.0f}"])
         print("  ".join(rows[-1]), flush=True)
+        save_results(args.results, per_seed, result_options(ap, args), torch.get_num_threads())
     head = (["run", "avg mAP 0.1:0.9 (%)" if args.multilabel else "avg mAP 0.3:0.7 (%)", "mAP@0.5 (%)"]
             + (["seg mAP (%)"] if args.multilabel else []) + (["train-set avg mAP (%)"] if args.train_map else [])
             + ["train s", "infer ms/video"])

@@ -15,7 +15,8 @@
    TAGS (``configs/tags/custom.yaml``) beside ActionFormer (``configs/actionformer/custom.yaml``),
    both at the small widths of the end-to-end check.
 
-Prints two tables; ``--json PATH`` also writes the numbers.
+Prints two tables and writes them to ``benchmarks/results/tags_memory.json`` (``--results``);
+``--json PATH`` also writes the numbers in the older layout (``device``, ``memory``, ``timing``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 import torch
+
+import _results  # benchmarks/_results.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_DIM, NUM_CLASSES = 2048, 20            # THUMOS14-like inputs for the memory table
@@ -206,6 +209,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    _results.add_results_argument(ap, "tags_memory")
     args = ap.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     print(f"# peak memory (MiB) of one step, batch 1, {INPUT_DIM}-d inputs, device {device}")
@@ -216,6 +220,14 @@ def main(argv=None) -> int:
         out["timing"] = timing(args.videos, args.epochs, device)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
+    memory = "peak memory (MiB), one step, batch 1"
+    rows = ([{"table": memory, **r} for r in out["memory"]]
+            + [{"table": "time on synthetic data", **r} for r in out.get("timing", [])])
+    dev = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    _results.save("tags_memory", rows, args.results, threads=torch.get_num_threads(), device=dev, argv=argv,
+                  setting=f"memory: {INPUT_DIM}-d inputs, {NUM_CLASSES} classes, each step in a fresh process with "
+                          "1 thread" + ("" if args.skip_timing else f"; time: {args.videos} synthetic videos, "
+                                        f"{args.epochs} timed epochs after one warm-up"))
     return 0
 
 

@@ -28,7 +28,7 @@ not needed for training) also times the release's ``LocPointTransformer`` with i
 (``configs/thumos_i3d.yaml``) settings on the same inputs, every model in its own process, their
 steps interleaved (round-robin, one process stepping at a time, so that other work on the machine
 slows all alike). tadkit's processes set the allocator as ``tadkit train`` does on the CPU
-(``tadkit.engine.allocator``: large freed blocks kept for reuse); the release's process keeps the C
+(``tadkit.cpu_fast_paths``: large freed blocks kept for reuse); the release's process keeps the C
 library's defaults, as its training script runs (``--official-keep-freed-memory`` gives it the
 same setting).
 The release pads every training batch to ``max_seq_len``, which must be a multiple of
@@ -51,7 +51,11 @@ release's model under bfloat16 autocast too; as released it trains in float32.
         [--models actionformer,asl] [--iters 5] [--warmup 1] [--budget 60] [--threads N]
         [--[no-]cpu-amp] [--official DIR [--official-cpu-amp] [--official-keep-freed-memory]
         [--thumos-info video_info.json] [--thumos-batches 8]]
-        [--out RESULTS.json]
+        [--out RESULTS.json] [--results JSON]
+
+Prints the tables and writes them to ``benchmarks/results/train_speed.json`` (``--results``; one row
+per measurement, a row's ``table`` naming the table it is in); ``--out`` also writes every timed
+iteration.
 """
 from __future__ import annotations
 
@@ -69,10 +73,12 @@ import time
 import numpy as np
 import torch
 
+import _results  # benchmarks/_results.py (the script's folder is on sys.path)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 import tadkit  # noqa: E402
-from tadkit.engine.allocator import cache_primitives, keep_freed_memory  # noqa: E402
+from tadkit.cpu_fast_paths import cache_primitives, keep_freed_memory  # noqa: E402
 from tadkit.engine.optim import build_optimizer  # noqa: E402
 from tadkit.engine.trainer import cpu_amp_enabled  # noqa: E402
 
@@ -297,7 +303,7 @@ def side_by_side_worker(conn, spec: dict, name: str) -> None:
     """One model ("official" or a tadkit model) in its own process: a timed training step per request.
 
     tadkit's workers set the allocator as ``tadkit train`` does on the CPU
-    (:func:`tadkit.engine.allocator.keep_freed_memory`); the release's keeps the C library's defaults,
+    (:func:`tadkit.cpu_fast_paths.keep_freed_memory`); the release's keeps the C library's defaults,
     as its own training script runs, unless ``--official-keep-freed-memory``.
     """
     device = setup_process(spec)
@@ -435,12 +441,13 @@ def main() -> None:
     ap.add_argument("--official-cpu-amp", action="store_true",
                     help="the same for the official release's model (as released it trains in float32)")
     ap.add_argument("--official-keep-freed-memory", action="store_true",
-                    help="the release's process also gets tadkit's allocator setting (tadkit.engine.allocator)")
+                    help="the release's process also gets tadkit's allocator setting (tadkit.cpu_fast_paths)")
     ap.add_argument("--official", metavar="DIR", help="checkout of the official ActionFormer release to compare with")
     ap.add_argument("--thumos-info", metavar="JSON", help="with --official: also compare on batches whose lengths "
                     "follow THUMOS14's videos (its video_info.json, e.g. ../shared/data/thumos14/video_info.json)")
     ap.add_argument("--thumos-batches", type=int, default=8, help="batches for --thumos-info (default 8)")
     ap.add_argument("--out", metavar="JSON", help="also write every measurement here")
+    _results.add_results_argument(ap, "train_speed")
     args = ap.parse_args()
     try:
         lengths = [] if args.lengths == "none" and args.thumos_info else \
@@ -468,7 +475,8 @@ def main() -> None:
           f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
           f"after {args.warmup} warm-up\n", flush=True)
 
-    results, comparisons = [], []
+    results, comparisons, records = [], [], []
+    main_table, official_table = "tadkit", "against the official release (T padded to a multiple of 576)"
     for device in devices:
         rows = []
         for name in models:
@@ -479,6 +487,10 @@ def main() -> None:
                 rows.append([device, name, str(length), f"{1000 / t:.3g}", f"{t:.0f}", str(len(r["train_s"])),
                              f"{1000 / i:.3g}", f"{r['train_peak_mib']:.0f}", f"{r['infer_peak_mib']:.0f}"])
                 print(" ".join(rows[-1]), flush=True)
+                records.append({"table": main_table, "device": device, "model": name, "T": length,
+                                "train_it_per_s": 1000 / t, "ms_per_step": t, "n_iters": len(r["train_s"]),
+                                "infer_videos_per_s": 1000 / i, "train_peak_MiB": r["train_peak_mib"],
+                                "infer_peak_MiB": r["infer_peak_mib"]})
         print()
         print_table(["device", "model", "T", "train it/s", "ms/step", "n", "infer videos/s", "peak MiB (train)",
                      "peak MiB (infer)"], rows)
@@ -492,9 +504,14 @@ def main() -> None:
                 comparisons.append(r)
                 off = ms(r["train_s"]["official"])
                 row = [device, str(length), str(padded), str(len(r["train_s"]["official"])), f"{off:.0f}"]
+                record = {"table": official_table, "device": device, "T": length, "T_padded": padded,
+                          "n_iters": len(r["train_s"]["official"]), "official_ms_per_step": off}
                 for name in models:
                     row += [f"{ms(r['train_s'][name]):.0f}", f"{off / ms(r['train_s'][name]):.2f}"]
+                    record[f"{name}_ms_per_step"] = ms(r["train_s"][name])
+                    record[f"official_over_{name}_x"] = off / ms(r["train_s"][name])
                 rows.append(row)
+                records.append(record)
                 print(" ".join(row), flush=True)
             print()
             head = ["device", "T", "T' (padded)", "n", "official ms/step"]
@@ -509,9 +526,16 @@ def main() -> None:
                 off = statistics.mean(r["train_s"]["official"])
                 row = [device, f"{statistics.mean(max(p) for p in pairs[args.warmup:]):.0f}",
                        str(len(r["train_s"]["official"])), f"{1000 * off:.0f}"]
+                record = {"table": "THUMOS14-like batches (the release pads each to 2304, tadkit to the longest "
+                                   "video)", "device": device,
+                          "mean_batch_max_T": statistics.mean(max(p) for p in pairs[args.warmup:]),
+                          "batches": len(r["train_s"]["official"]), "official_ms_per_step": 1000 * off}
                 for name in models:
                     mean = statistics.mean(r["train_s"][name])
                     row += [f"{1000 * mean:.0f}", f"{off / mean:.2f}"]
+                    record[f"{name}_ms_per_step"] = 1000 * mean
+                    record[f"official_over_{name}_x"] = off / mean
+                records.append(record)
                 print()
                 head = ["device", "mean batch max T", "batches", "official ms/step"]
                 for name in models:
@@ -521,6 +545,12 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"cases": results, "official": comparisons}, f, indent=1)
+    threads = args.threads or torch.get_num_threads()
+    _results.save("train_speed", records, args.results, threads=threads,
+                  device=", ".join(torch.cuda.get_device_name() if d == "cuda" else d for d in devices),
+                  setting=f"batch {TRAIN_BATCH} (train) / 1 (infer), median of up to {args.iters} timed iterations "
+                          f"after {args.warmup} warm-up, {args.budget:g} s budget per measurement; CPU autocast: "
+                          f"tadkit {tadkit_cast}, official {'bfloat16' if args.official_cpu_amp else 'off'}")
 
 
 if __name__ == "__main__":
