@@ -112,3 +112,10 @@ def test_not_a_results_file(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a results file"):
         render.render(tmp_path)
+
+
+def test_committed_docs_are_the_rendering_of_the_committed_results():
+    """docs/benchmarks.md is generated: it must equal what render.py makes of benchmarks/results/."""
+    expected = render.render(ROOT / "benchmarks" / "results")
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == expected, \
+        "docs/benchmarks.md is stale or hand-edited: run `python benchmarks/render.py`"
