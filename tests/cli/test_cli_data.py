@@ -42,6 +42,28 @@ def test_synth_bad_arguments_exit_2(tmp_path):
     assert not (tmp_path / "s" / "annotations.json").exists()
 
 
+def test_synth_video_writes_readable_videos_matching_their_annotations(tmp_path, capsys):
+    from tadkit.data.video import probe_video
+    assert main(["synth", str(tmp_path / "v"), "--video", "--videos", "4", "--classes", "3", "--seed", "2"]) == 0
+    ann = json.loads((tmp_path / "v" / "annotations.json").read_text())
+    assert sorted(p.stem for p in (tmp_path / "v" / "videos").glob("*.mp4")) == sorted(ann["database"])
+    subsets = {v["subset"] for v in ann["database"].values()}
+    assert subsets == {"training", "testing"}
+    for vid, v in ann["database"].items():
+        info = probe_video(tmp_path / "v" / "videos" / f"{vid}.mp4")
+        assert abs(info.duration - v["duration"]) < 0.2 and info.fps == v["fps"]
+        assert all(0 <= a["segment"][0] < a["segment"][1] <= v["duration"] for a in v["annotations"])
+        assert {a["label"] for a in v["annotations"]} <= {"action_0", "action_1", "action_2"}
+    n = sum(len(v["annotations"]) for v in ann["database"].values())
+    assert f"{n} instances of 3 classes" in capsys.readouterr().out
+
+
+def test_synth_video_bad_arguments_exit_2(tmp_path):
+    code, out, err = run_cli("synth", tmp_path / "v", "--video", "--classes", "7")
+    assert code == 2 and err.count("\n") == 1 and "tadkit synth OUT --video" in err
+    assert not (tmp_path / "v").exists()
+
+
 def test_convert_thumos14_real_counts_and_report(tmp_path, real_data):
     th = real_data / "thumos14"
     out = tmp_path / "th.json"

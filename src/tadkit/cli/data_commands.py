@@ -93,8 +93,14 @@ def _run_convert(args):
 
 # -- synth -----------------------------------------------------------------------------
 def _reg_synth(sub):
-    p = sub.add_parser("synth", help="write a synthetic dataset (annotations, features, meta)")
+    p = sub.add_parser("synth", help="write a synthetic dataset (annotations, features, meta)",
+                       description="Write OUT/annotations.json, OUT/features/<video>.npy and OUT/meta.json (the "
+                                   "data.* settings that match), a template of the layout tadkit reads. With "
+                                   "--video: small synthetic videos instead, OUT/videos/<video>.mp4 (64 frames "
+                                   "of 64x64 at 10 fps; a coloured square moves during each action) and "
+                                   "OUT/annotations.json, to try tadkit extract, train and detect.")
     p.add_argument("out", help="output directory")
+    p.add_argument("--video", action="store_true", help="write .mp4 videos instead of features (up to 6 classes)")
     p.add_argument("--multilabel", action="store_true", help="dense, overlapping multi-label instances")
     p.add_argument("--videos", type=int, default=40)
     p.add_argument("--classes", type=int, default=5)
@@ -106,11 +112,28 @@ def _reg_synth(sub):
 
 def _run_synth(args):
     from ..data.synthetic import synth_main
+    if args.video:
+        return _synth_videos(args)
     if args.videos < 2 or args.classes < 1 or args.feature_dim < 4 or not args.noise_scale >= 0:
         raise TadkitError("need --videos >= 2, --classes >= 1, --feature-dim >= 4 and --noise-scale >= 0",
                           fix="raise the numbers")
     print(synth_main(args.out, videos=args.videos, classes=args.classes, seed=args.seed,
                      multilabel=args.multilabel, feature_dim=args.feature_dim, noise_scale=args.noise_scale))
+    return 0
+
+
+def _synth_videos(args):
+    from ..data.synthetic_video import make_synthetic_videos
+    if args.videos < 3 or not 1 <= args.classes <= 6 or args.multilabel:
+        raise TadkitError("--video needs --videos >= 3, --classes from 1 to 6 and no --multilabel",
+                          fix="e.g. tadkit synth OUT --video --videos 12 --classes 2")
+    ann = make_synthetic_videos(args.out, videos=args.videos, classes=args.classes, seed=args.seed)
+    subsets = {}
+    for v in ann["database"].values():
+        subsets[v["subset"]] = subsets.get(v["subset"], 0) + 1
+    n = sum(len(v["annotations"]) for v in ann["database"].values())
+    print(f"wrote {len(ann['database'])} synthetic videos ({', '.join(f'{k} {s}' for s, k in subsets.items())}), "
+          f"{n} instances of {args.classes} classes, to {args.out}/videos and {args.out}/annotations.json")
     return 0
 
 
