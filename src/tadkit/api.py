@@ -1,13 +1,9 @@
-"""The Python API; it mirrors the command line.
+"""The implementation of the Python API that :mod:`tadkit` exports.
 
->>> import tadkit
->>> cfg = tadkit.load_config("configs/actionformer/thumos14.yaml", ["train.epochs=10", "output_dir=runs/af"])
->>> run = tadkit.train(cfg)                                        # tadkit train CFG ...
->>> preds = tadkit.predict(cfg, "runs/af/checkpoints/best.pt")     # tadkit predict ...
->>> metrics = tadkit.evaluate(cfg.data.annotations, preds, subset="validation", tiou="thumos14")
-
-Everything takes a :class:`~tadkit.config.Config`, a YAML path or a dict, plus ``key=value``
-overrides; files and errors are those of the command line.
+Users call ``tadkit.train``, ``tadkit.predict``, ... : their docstrings (with runnable examples)
+are the documentation, and ``docs/python-api.md`` walks through them. Each function here takes
+a :class:`~tadkit.config.Config`, a YAML path or a dict, plus ``key=value`` overrides; files and
+errors are those of the command line.
 """
 from __future__ import annotations
 
@@ -21,7 +17,7 @@ __all__ = ["load_config", "build_detector", "train", "predict", "evaluate", "ext
 
 
 def load_config(source=None, overrides: Iterable[str] = ()) -> Config:
-    """A validated :class:`~tadkit.config.Config` from a YAML file (or dict), with ``key.sub=value`` overrides."""
+    """See :func:`tadkit.load_config`."""
     return _load_config(source, overrides)
 
 
@@ -34,18 +30,18 @@ def _config(config, overrides: Iterable[str]) -> Config:
 
 def build_detector(config, *, num_classes: int | None = None, input_dim: int | None = None,
                    max_seq_len: int | None = None, overrides: Iterable[str] = (), **hyperparameters):
-    """A detector (``nn.Module``) from a config, or from a model name and its hyperparameters.
-
-    ``build_detector("actionformer", num_classes=20, input_dim=2048, max_seq_len=2304, embed_dim=256)``
-    builds by name; ``build_detector(cfg)`` builds the configured model, reading the class count
-    from the annotations and the feature width from the features unless given.
-    """
+    """See :func:`tadkit.build_detector`."""
     from .models import build_detector as _build
     if isinstance(config, str) and not os.path.exists(config) and not config.endswith((".yaml", ".yml")):
         if num_classes is None or input_dim is None:
             raise TypeError("build_detector(name, ...) needs num_classes and input_dim")
-        extra = {} if max_seq_len is None else {"max_seq_len": max_seq_len}
-        return _build(config, num_classes=num_classes, input_dim=input_dim, **extra, **hyperparameters)
+        if max_seq_len is None:                 # the detector's own default (its signature's)
+            from .config import model_defaults
+            max_seq_len = model_defaults(config)["max_seq_len"]
+            if max_seq_len is None:
+                raise TypeError(f"build_detector({config!r}, ...) needs max_seq_len: the detector has no default")
+        return _build(config, num_classes=num_classes, input_dim=input_dim, max_seq_len=max_seq_len,
+                      **hyperparameters)
     cfg = _config(config, overrides)
     from .engine import builders
     if num_classes is None:
@@ -65,34 +61,37 @@ def build_detector(config, *, num_classes: int | None = None, input_dim: int | N
 
 
 def train(config, overrides: Iterable[str] = (), *, resume: bool = False, **kwargs):
-    """``tadkit train``: returns a :class:`~tadkit.engine.trainer.TrainResult` (paths, metrics, best epoch)."""
+    """See :func:`tadkit.train`."""
     from .engine.trainer import train as _train
     return _train(_config(config, overrides), resume=resume, **kwargs)
 
 
 def predict(config, checkpoint, *, features=None, subset: str | None = None, videos: Sequence[str] | None = None,
             out=None, overrides: Iterable[str] = (), **kwargs) -> dict:
-    """``tadkit predict``: ActivityNet results dict (seconds), also written to ``out`` when given."""
+    """See :func:`tadkit.predict`."""
     from .engine.predictor import predict as _predict
     return _predict(_config(config, overrides), checkpoint, features=features, subset=subset, videos=videos,
                     out=out, **kwargs)
 
 
 def evaluate(gt, pred, subset=None, tiou="activitynet", **kwargs) -> dict:
-    """``tadkit eval``: detection mAP of a predictions file or dict against an annotation file or dict."""
+    """See :func:`tadkit.evaluate`."""
     from .evaluation.api import evaluate_files
     return evaluate_files(gt, pred, subset=subset, tiou=tiou, **kwargs)
 
 
-def extract(video_dir, weights, out_dir, **kwargs):
-    """``tadkit extract``: I3D features of every video of ``video_dir`` in ``out_dir`` (an ``ExtractResult``)."""
+def extract(video_dir, weights=None, out_dir=None, **kwargs):
+    """See :func:`tadkit.extract`."""
+    if out_dir is None:
+        raise TypeError("tadkit.extract() needs out_dir, the feature folder to write: call "
+                        "extract(video_dir, out_dir=...) or extract(video_dir, weights, out_dir)")
     from .engine.extract import extract_features
     return extract_features(video_dir, weights, out_dir, **kwargs)
 
 
 def detect(config, checkpoint, video, *, weights=None, out=None, picture=None, overrides: Iterable[str] = (),
            **kwargs) -> dict:
-    """``tadkit detect``: detections of one video file (ActivityNet results dict, seconds)."""
+    """See :func:`tadkit.detect`."""
     from .engine.detect import detect as _detect
     return _detect(_config(config, overrides), checkpoint, video, weights=weights, out=out, picture=picture,
                    **kwargs)
