@@ -87,3 +87,34 @@ def test_torchrun_cli_two_cpu_processes(tmp_path):
     assert len(ckpt["rng"]) == 2 and ckpt["epoch"] == 2
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tiou"][0] == pytest.approx(0.3)
     assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 3
+
+
+def _normalizer_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo")
+    from tadkit.models import build_detector
+    model = build_detector("actionformer", num_classes=2, input_dim=8, max_seq_len=32, embed_dim=8, fpn_dim=8,
+                           head_dim=8, num_heads=2).train()
+    local = [(3, 9), (5, 0)][rank]                      # this process's positives in two steps
+    got = [float(model.normalizer(torch.tensor(n))) for n in local]
+    torch.save({"got": got, "buffer": float(model.loss_normalizer)}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_loss_normaliser_follows_the_global_batch(tmp_path):
+    """Each process divides its summed loss by EMA(global positives) / N, so the gradient average over N
+    processes is the one process's gradient of the global batch, from the first step on."""
+    mp.spawn(_normalizer_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    ema = 100.0                                          # init_loss_norm, momentum 0.9, by hand
+    expected = []
+    for total in (3 + 5, 9 + 0):
+        ema = 0.9 * ema + 0.1 * total
+        expected.append(ema / 2)
+    assert r0["got"] == pytest.approx(expected) and r1["got"] == pytest.approx(expected)
+    assert r0["buffer"] == r1["buffer"] == pytest.approx(ema)
+    # summed losses S_r over the ranks' halves: mean_r S_r / got == (S_0 + S_1) / ema_single
+    s0, s1 = 2.5, 4.0
+    assert (s0 / r0["got"][-1] + s1 / r1["got"][-1]) / 2 == pytest.approx((s0 + s1) / ema)

@@ -177,12 +177,23 @@ class ActionFormer(nn.Module):
                             self.center_sample_radius)
 
     def normalizer(self, num_positives: torch.Tensor) -> torch.Tensor:
-        """Loss normaliser: EMA of the positive count (updated in training mode only)."""
+        """Loss normaliser: EMA of the positive count (updated in training mode only).
+
+        With N processes the EMA follows the positives of the global batch (summed over processes, so
+        every process holds the same value) and each process divides by EMA / N: data parallelism
+        averages the processes' gradients, so the update is the one process's of the global batch.
+        """
+        world = 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
         if self.training:
             with torch.no_grad():
+                n = num_positives.detach().to(self.loss_normalizer).clone()
+                if world > 1:
+                    torch.distributed.all_reduce(n)
                 m = self.loss_norm_momentum
-                self.loss_normalizer.mul_(m).add_((1 - m) * num_positives.clamp(min=1).to(self.loss_normalizer))
-        return self.loss_normalizer.detach()
+                self.loss_normalizer.mul_(m).add_((1 - m) * n.clamp(min=1))
+        return self.loss_normalizer.detach() / world
 
     def classification_loss(self, outputs: dict, targets: Targets, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Summed focal loss over valid points; ``weight`` (B, P) or (B, P, K) scales each point."""
