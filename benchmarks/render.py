@@ -18,6 +18,9 @@ from pathlib import Path
 
 # name -> (what it measures, the command that runs it with its defaults)
 BENCHMARKS = {
+    "diagnose_speed": ("Time of `tadkit diagnose` (DETAD's false-positive profile, error gains, false negatives "
+                       "and sensitivity; loading included) on THUMOS14- and ActivityNet-sized synthetic predictions.",
+                       "python benchmarks/diagnose_speed.py"),
     "eval_speed": ("Detection-mAP time of `tadkit.evaluation` from files (loading included) on THUMOS14- and "
                    "ActivityNet-sized synthetic predictions; with `--official DIR` also the official ActivityNet "
                    "code's time and the largest mAP difference.",

@@ -333,6 +333,61 @@ def evaluate(gt, pred, subset=None, tiou="activitynet", **kwargs):
     return f(gt, pred, subset=subset, tiou=tiou, **kwargs)
 
 
+def diagnose(gt, pred, subset=None, tiou="activitynet", **kwargs):
+    """DETAD's error analysis of predictions, as ``tadkit diagnose`` computes it (no torch needed).
+
+    The false-positive profile of the top 1G..10G predictions (true positive, double detection,
+    wrong label, localisation, confusion, background), the normalised average-mAP (mAP_N) gained
+    by removing each error type, the false-negative rate and mAP_N per bin of ground-truth
+    coverage, length and number of instances; definitions in :mod:`tadkit.evaluation.diagnosis`.
+
+    Parameters
+    ----------
+    gt : an annotation file (ActivityNet-style JSON) or its dict.
+    pred : a predictions file or dict (what :func:`predict` returns).
+    subset : the annotation subset; default: the subset holding most predicted videos.
+    tiou : what :func:`evaluate` takes (a preset, a range, a list).
+    **kwargs : ``limit_factor`` (10: the top 10G), ``min_tiou`` (0.1: below it a prediction is a
+        background error), ``bins`` (``"auto"``, ``"activitynet"``, ``"thumos14"``, ``"quantile"``),
+        ``fn_min_precision`` (0.05).
+
+    Returns
+    -------
+    dict (fractions, JSON-ready): ``G``, ``false_positive_profile`` (ten bands, ``None`` where a band
+    holds no prediction), ``removing_error_gain``, ``false_negative``, ``sensitivity`` and the
+    counts; :func:`tadkit.evaluation.diagnosis_plots.plot_diagnosis` draws it.
+
+    Raises
+    ------
+    tadkit.core.errors.DataError
+        a file is missing or malformed, the subset does not exist or has no ground truth.
+    tadkit.core.errors.ConfigError
+        ``tiou`` or an option cannot be used.
+
+    Example
+    -------
+    >>> import tadkit
+    >>> gt = {"database": {"a": {"subset": "validation", "duration": 100.0, "annotations": [
+    ...     {"segment": [10.0, 20.0], "label": "jump"}, {"segment": [50.0, 70.0], "label": "run"}]}}}
+    >>> pred = {"results": {"a": [
+    ...     {"segment": [10.0, 20.0], "label": "jump", "score": 0.9},    # right
+    ...     {"segment": [10.5, 20.0], "label": "jump", "score": 0.8},    # the same action again
+    ...     {"segment": [50.0, 70.0], "label": "jump", "score": 0.7},    # right place, wrong label
+    ...     {"segment": [80.0, 90.0], "label": "run", "score": 0.6}]}}   # nothing there
+    >>> d = tadkit.diagnose(gt, pred, tiou=[0.5])
+    >>> d["G"]                           # ground-truth instances per class
+    1
+    >>> for band in d["false_positive_profile"][:4]:   # per class, its top N_j, the next N_j, ...
+    ...     print(band and (band["band"], {k: v for k, v in band["fractions"].items() if v}))
+    ('1G', {'true_positive': 0.5, 'background': 0.5})
+    ('2G', {'double_detection': 1.0})
+    ('3G', {'wrong_label': 1.0})
+    None
+    """
+    from .evaluation.diagnosis import diagnose as _diagnose
+    return _diagnose(gt, pred, subset=subset, tiou=tiou, **kwargs)
+
+
 def extract(video_dir, weights=None, out_dir=None, **kwargs):
     """Extract I3D features of every video of a folder, as ``tadkit extract`` does.
 
@@ -490,5 +545,5 @@ def detect(config, checkpoint, video, *, weights=None, out=None, picture=None, o
     return f(config, checkpoint, video, weights=weights, out=out, picture=picture, overrides=overrides, **kwargs)
 
 
-__all__ = ["TadkitError", "evaluate", "load_config", "build_detector", "train", "predict", "extract", "detect",
+__all__ = ["TadkitError", "evaluate", "diagnose", "load_config", "build_detector", "train", "predict", "extract", "detect",
            "__version__"]
