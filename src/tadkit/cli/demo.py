@@ -3,7 +3,8 @@
 Everything runs on the CPU in a few minutes (configs/asl/demo.yaml: ASL at 64 channels). The
 output folder holds the synthetic dataset (``data/``), the training run (``config.yaml``,
 ``checkpoints/``, ``log.csv``), ``predictions.json``, ``metrics.json``, ``timeline.png`` (ground
-truth against predictions for a few test videos) and ``training_curve.png``.
+truth against predictions for a few test videos), ``training_curve.png`` and ``report.html`` (all of
+it on one page to open in a browser).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None,
     out = Path(out)
     if (out / "checkpoints").exists():
         # a finished or broken earlier demo: start afresh (the demo folder is the demo's own)
-        for name in ("checkpoints", "log.csv", "config.yaml", "predictions.json", "metrics.json"):
+        for name in ("checkpoints", "log.csv", "config.yaml", "predictions.json", "metrics.json", "report.html"):
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     print("tadkit demo: synthetic dataset -> train ASL -> predict -> evaluate (CPU, a few minutes)\n")
@@ -72,4 +73,7 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None,
     print_metrics(result.metrics)
     print(f"\nwrote {out}/predictions.json, metrics.json, timeline.png, training_curve.png "
           f"({time.time() - t0:.0f} s in all)")
+    report = out / "report.html"             # written by the training at its end
+    if report.exists():
+        print(f"the run on one page, to open in a browser:\n{report}")
     return 0

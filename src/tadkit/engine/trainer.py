@@ -10,6 +10,7 @@ One run writes into ``output_dir``::
     predictions.json              data.test_subset predicted with the final weights (EMA when on)
     metrics.json                  tadkit eval's metrics of those predictions (when the subset has ground truth),
                                   plus segmentation_mAP with test.segmentation (:mod:`tadkit.engine.segmentation`)
+    report.html                   the run on one self-contained page (:mod:`tadkit.report`, ``tadkit report``)
 
 Every file is written to a temporary name and renamed. Exactness of ``--resume``: the
 shuffling and the crops are functions of ``(seed, epoch)``, the learning rate a function of
@@ -376,8 +377,17 @@ class Trainer:
             atomic_write_json(self.out / "predictions.json", results)
             if metrics is not None:
                 atomic_write_json(self.out / "metrics.json", metrics)
+            self.write_report()
         self.dist.barrier()
         return TrainResult(self.out, results, metrics, self.best, list(self.log.history))
+
+    def write_report(self) -> None:
+        """``report.html`` of the finished run (main process); a failure only logs a warning."""
+        try:
+            from ..report import write_report
+            write_report(self.out)
+        except Exception as e:  # the report is a view of the run: it must never fail the training
+            logger.warning("report.html not written: %s", e)
 
 
 def train(cfg: Config, *, resume: bool = False, build_dataset: builders.DatasetBuilder | None = None,
