@@ -45,9 +45,39 @@ def test_unreadable_files_are_checkpoint_errors(tmp_path, content):
         path.write_bytes(path.read_bytes()[:200])
     else:
         path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="truncated or not a tadkit checkpoint") as e:
+    with pytest.raises(CheckpointError, match="cannot read the checkpoint: (not a PyTorch file|not a tadkit "
+                                               "checkpoint, or one truncated or damaged|a pickle a safe load cannot read)") as e:
         load_checkpoint(path)
     assert "bad.pt" in str(e.value) and "\n" not in str(e.value)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])   # torch.save writes 2; 4 made torch warn about the protocol
+def test_a_pickle_that_would_run_code_is_refused_in_one_line(tmp_path, protocol):
+    """Not loaded (the marker file is never made), and the user sees tadkit's line only: no torch warning."""
+    import pickle
+    import subprocess
+    import sys
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": _RunsCode(str(marker))}, f, protocol=protocol)
+    code = ("import sys; from tadkit.engine.checkpoint import load_checkpoint\n"
+            "from tadkit.core.errors import TadkitError\n"
+            "try: load_checkpoint(sys.argv[1])\n"
+            "except TadkitError as e: print(e.one_line(), file=sys.stderr); sys.exit(2)")
+    p = subprocess.run([sys.executable, "-W", "default", "-c", code, str(path)], capture_output=True, text=True)
+    assert p.returncode == 2 and not marker.exists()
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "evil.pt" in lines[0] and "was not loaded" in lines[0], p.stderr
 
 
 def test_other_torch_files_and_missing_files(tmp_path):

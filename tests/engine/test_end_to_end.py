@@ -94,7 +94,7 @@ def test_bad_checkpoints_exit_2_with_one_line(af_run, tmp_path, capsys):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(last.read_bytes()[:4096])
     err = _predict_error(af_run, tmp_path, capsys, truncated)
-    assert "truncated.pt" in err and "truncated or not a tadkit checkpoint" in err
+    assert "truncated.pt" in err and "truncated or damaged" in err
     err = _predict_error(af_run, tmp_path, capsys, af_run / "run" / "log.csv")
     assert "log.csv" in err and "not a tadkit checkpoint" in err
     err = _predict_error(af_run, tmp_path, capsys, tmp_path / "missing.pt")

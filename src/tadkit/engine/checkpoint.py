@@ -15,6 +15,8 @@ A checkpoint is a dict of tensors, plain containers, numbers and strings::
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 import random
 import shutil
 from pathlib import Path
@@ -74,6 +76,19 @@ def copy_checkpoint(src, dst) -> None:
 
 
 # -- reading -----------------------------------------------------------------------------------------
+def unreadable_reason(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words."""
+    text = str(e)
+    if "GLOBAL" in text:
+        return "it names Python code to run when loaded, which a safe load refuses, so it was not loaded"
+    if "Weights only load failed" in text or isinstance(e, pickle.UnpicklingError):
+        return "a pickle a safe load cannot read (not a tadkit checkpoint), so it was not loaded"
+    if "magic number" in text:
+        return "not a PyTorch file"
+    first = text.strip().splitlines()[0][:100] if text.strip() else type(e).__name__
+    return f"not a tadkit checkpoint, or one truncated or damaged ({type(e).__name__}: {first})"
+
+
 def load_checkpoint(path) -> dict:
     """Read and sanity-check a checkpoint; any defect is a :class:`CheckpointError`."""
     path = Path(path)
@@ -82,11 +97,11 @@ def load_checkpoint(path) -> dict:
     if path.is_dir():
         raise CheckpointError("expected a checkpoint file, found a directory", path=path, fix=_FIX)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():      # torch's notes on pickle protocols: the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, random bytes: all unreadable
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read the checkpoint, the file is truncated or not a tadkit checkpoint "
-                              f"({type(e).__name__}: {first})", path=path, fix=_FIX) from None
+        raise CheckpointError(f"cannot read the checkpoint: {unreadable_reason(e)}", path=path, fix=_FIX) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError("not a tadkit checkpoint (no 'format': 'tadkit-checkpoint' entry)", path=path,
                               fix=_FIX)
