@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import DataError, TadkitError
-from .core.io import atomic_write_text
+from .core.io import atomic_write_text, check_output_file
 
 __all__ = ["write_report", "build_report_data", "render_html", "embed_json", "match_predictions",
            "pr_curve_points", "DEFAULT_TOP_N"]
@@ -399,7 +399,7 @@ def write_report(run_dir=None, *, gt=None, pred=None, subset=None, tiou=None, ou
         if run_dir is None:
             raise TadkitError("no output file given", fix="pass --out report.html")
         out = Path(run_dir) / "report.html"
+    out = check_output_file(out, "the report file")
     data = build_report_data(run_dir, gt=gt, pred=pred, subset=subset, tiou=tiou, top_n=top_n)
-    out = Path(out)
     atomic_write_text(out, render_html(data))
     return out

@@ -36,6 +36,9 @@ def _run_eval(args):
         raise TadkitError(f"--recall {args.recall!r} is not a list of integers", fix="write e.g. 1,5,10") from None
     if args.frames_per_video <= 0:
         raise TadkitError("--frames-per-video must be positive", fix="pass e.g. 25")
+    if args.out:
+        from ..core.io import check_output_file
+        check_output_file(args.out, "--out")
     m = evaluate_files(args.gt, args.pred, subset=args.subset, tiou=args.tiou, segmentation=args.segmentation,
                        frames_per_video=args.frames_per_video, recall_ks=ks, exclude_ignored=args.exclude_ignored)
     for w in m["warnings"]:
@@ -71,8 +74,9 @@ def _reg_convert(sub):
 
 
 def _run_convert(args):
-    from ..core.io import atomic_write_text
+    from ..core.io import atomic_write_text, check_output_file
     from ..data.converters import convert
+    check_output_file(args.out, "--out")
     ann, report = convert(args.format, args.inputs, subset=args.subset, task=args.task,
                           video_info=args.video_info, classes=args.classes, drop_defects=args.drop_defects)
     ann.save(args.out)
@@ -111,7 +115,9 @@ def _reg_synth(sub):
 
 
 def _run_synth(args):
+    from ..core.io import check_output_dir
     from ..data.synthetic import synth_main
+    check_output_dir(args.out, "OUT")
     if args.video:
         return _synth_videos(args)
     if args.videos < 2 or args.classes < 1 or args.feature_dim < 4 or not args.noise_scale >= 0:

@@ -28,14 +28,8 @@ def _reg_diagnose(sub):
 
 def _check_out(out: Path) -> None:
     """Refuse an output path that cannot become a directory, before anything is computed or written."""
-    if out.exists() and not out.is_dir():
-        raise TadkitError("--out exists and is not a directory", path=out, fix="pass a directory path")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise TadkitError(f"cannot create the output directory: {parent} is not a directory", path=out,
-                                  fix="pass a directory path")
-            break
+    from ..core.io import check_output_dir
+    check_output_dir(out, "--out")
 
 
 def print_diagnosis(d: dict) -> None:

@@ -6,11 +6,23 @@ import os
 import sys
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced after set-up)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging() -> None:
     """Library notes (logger ``tadkit``) on stderr, once, only on the main process."""
     log = logging.getLogger("tadkit")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("tadkit: %(levelname)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.ERROR)

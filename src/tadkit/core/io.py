@@ -1,4 +1,10 @@
-"""File helpers: atomic writes and JSON reading with errors that name the file."""
+"""File helpers: output checks, atomic writes and JSON reading with errors that name the file.
+
+Every command follows one rule: validate, then write. Its inputs are read and checked and its
+outputs checked with :func:`check_output_dir` / :func:`check_output_file` (which create nothing)
+before the first byte is written; files are then written under a temporary name and renamed
+(:func:`atomic_path`), so an error or an interruption never leaves a folder or half a file behind.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 def _umask() -> int:
@@ -40,6 +46,45 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _writable_ancestor(path: Path, option: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a directory we may write into."""
+    a = path
+    while not a.exists():
+        if a.parent == a:
+            break
+        a = a.parent
+    if a.exists() and not a.is_dir():
+        raise ConfigError(f"{option}: {a} is a file, so {path} cannot be made", path=path,
+                          fix="choose a path whose folders are folders")
+    if not os.access(a, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: no permission to write into {a}", path=path, fix="choose a writable place")
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "the output directory") -> Path:
+    """An output directory that is there or can be made (creates nothing); a one-line error otherwise."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise ConfigError(f"{option} exists and is a file, not a directory", path=p,
+                              fix="choose another path, or remove the file")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option}: no permission to write into it", path=p, fix="choose a writable place")
+        return p
+    _writable_ancestor(p, option)
+    return p
+
+
+def check_output_file(path: str | os.PathLike, option: str = "the output file") -> Path:
+    """An output file that can be written (creates nothing); a one-line error otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} is a directory", path=p, fix="give a file name")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"{option}: no permission to replace it", path=p, fix="choose a writable place")
+    check_output_dir(p.parent if str(p.parent) else Path("."), f"the folder of {option}")
+    return p
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

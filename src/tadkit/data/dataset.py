@@ -159,6 +159,9 @@ class VideoDataset(torch.utils.data.Dataset):
             feature_window = meta.get("feature_window", 1.0)
         for v in videos:
             self.entries.append(self._entry(v, fps, feature_stride, feature_window))
+        check = getattr(features, "check_widths", None)
+        if check is not None:                  # a stray width fails here, not in the middle of an epoch
+            check([e.video_id for e in self.entries])
         if any(self.defects.values()):
             detail = ", ".join(f"{n} {k}" for k, n in self.defects.items() if n)
             warnings.warn(f"ground truth of subset {self.subset!r} ({annotations.path}): {detail} segments "

@@ -189,6 +189,29 @@ class FeatureStore:
     def _shape(self, key: str) -> tuple | None:
         return None
 
+    def width(self, video_id: str) -> int | None:
+        """Channels of a video's features where the format tells without a full read, else None."""
+        key = self._key(video_id)
+        shape = None if key is None else self._shape(key)
+        if shape is None or len(shape) != 2:
+            return None
+        return int(shape[1] if self.layout == "TC" else shape[0])
+
+    def source(self, video_id: str) -> str:
+        """The file (or store) holding a video's features, for messages."""
+        key = self._key(video_id)
+        return self.where if key is None else self._source(key)
+
+    def check_widths(self, video_ids: Iterable[str]) -> None:
+        """Every video's features as wide as the first's (:attr:`dim`), checked before any training starts."""
+        dim = self.dim
+        for vid in video_ids:
+            w = self.width(vid)
+            if w is not None and w != dim:
+                raise DataError(f"features of {w} channels where the other videos have {dim}",
+                                path=self.source(vid), video=vid,
+                                fix="extract every video with the same backbone and settings, or remove this one")
+
     @property
     def dim(self) -> int:
         """Channels per feature (read from the first video)."""
@@ -392,6 +415,14 @@ class ConcatFeatureStore(FeatureStore):
         if max(lengths) - min(lengths) > self.max_length_gap:
             return int(self.load(video_id).shape[0])          # raises the mismatch error
         return min(lengths)
+
+    def width(self, video_id: str) -> int | None:
+        widths = [s.width(video_id) for s in self.stores]
+        return None if any(w is None for w in widths) else sum(widths)
+
+    def check_widths(self, video_ids: Iterable[str]) -> None:
+        for s in self.stores:                 # each stream on its own, so the message names its file
+            s.check_widths(video_ids)
 
     @property
     def dim(self) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import Config
 from ..core.errors import CheckpointError, ConfigError
-from ..core.io import atomic_write_json
+from ..core.io import atomic_write_json, check_output_file
 from ..data.annotations import Annotations, VideoAnnotation
 from . import builders
 from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, load_weights
@@ -55,6 +55,9 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
     from ..data.video import probe_video
     from .extract import extract_video
     video = Path(video)
+    for path, option in ((out, "--out"), (picture, "--picture")):
+        if path is not None:
+            check_output_file(path, option)
     info_v = probe_video(video)                      # missing, corrupt or empty video: DataError
     ckpt = load_checkpoint(checkpoint)
     check_compatible(ckpt, name=cfg.model.name)

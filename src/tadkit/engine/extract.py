@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, TadkitError
-from ..core.io import atomic_path, atomic_write_json
+from ..core.io import atomic_path, atomic_write_json, check_output_dir
 from ..data.features import FEATURES_META, read_features_meta
 from ..data.frames import list_videos
 from .distributed import resolve_device
@@ -184,8 +184,7 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
         raise DataError(f"--batch-size must be >= 1, got {batch_size}", fix="e.g. --batch-size 8")
     found = list_videos(video_dir, videos)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError("the output path exists and is not a directory", path=out, fix="pass a directory for --out")
+    check_output_dir(out, "--out")
     settings = {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
                 "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
     meta = _check_settings(out, settings)
@@ -195,7 +194,8 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
         from .weights import default_weights
         model = build_i3d(default_weights("i3d") if weights is None else weights, final_endpoint=endpoint)
     model = model.to(dev).eval()
-    out.mkdir(parents=True, exist_ok=True)          # only once the inputs are known to be usable
+    # the folder appears with the first video's features (atomic_path makes it): a run where no video
+    # can be read leaves nothing behind
 
     result = ExtractResult(out)
     todo = []
@@ -234,7 +234,7 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
     finally:
         bar.close()
         result.seconds = time.perf_counter() - start
-    if not (out / FEATURES_META).exists():
+    if (result.extracted or result.skipped) and not (out / FEATURES_META).exists():
         atomic_write_json(out / FEATURES_META, meta)
     if result.failed:
         vid, msg = result.failed[0]

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from ..config import Config
 from ..core.errors import CheckpointError
-from ..core.io import atomic_write_json
+from ..core.io import atomic_write_json, check_output_file
 from . import builders
 from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, load_weights
 from .distributed import init_distributed
@@ -46,6 +46,8 @@ def predict(cfg: Config, checkpoint, *, features=None, subset: str | None = None
     weights : ``"auto"`` (the EMA weights when the checkpoint has them, as training evaluates),
         ``"ema"`` or ``"model"`` (the raw weights).
     """
+    if out is not None:
+        check_output_file(out, "--out")
     build_dataset = build_dataset or builders.build_dataset
     build_model = build_model or builders.build_model
     ckpt = load_checkpoint(checkpoint)

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, save_config
 from ..core.errors import ConfigError, TadkitError
-from ..core.io import atomic_write_json
+from ..core.io import atomic_write_json, check_output_dir
 from . import builders
 from .checkpoint import (check_compatible, copy_checkpoint, load_checkpoint, load_weights, rng_state,
                          save_checkpoint, set_rng_state)
@@ -152,6 +152,7 @@ class Trainer:
 
     def setup(self, resume: bool) -> None:
         cfg, t = self.cfg, self.cfg.train
+        check_output_dir(self.out, "output_dir")
         last = self.ckpt_dir / "last.pt"
         if not resume and last.exists():
             raise ConfigError("output_dir already holds the checkpoints of a run", path=self.out,
