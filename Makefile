@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip --no-cache-dir
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3' with Python >= 3.10" >&2; exit 2; }
@@ -30,6 +30,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/tags_memory.py
 	$(VENV)/bin/tadkit weights i3d
 	$(PY) benchmarks/extract_speed.py
+	$(PY) benchmarks/render.py
+
+# on a machine with a CUDA GPU: every device path (autocast training of the six detectors, predict,
+# torchrun, extract, detect, end-to-end) in a few minutes; a table, and benchmarks/results/gpu_check.json
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --device cuda
 	$(PY) benchmarks/render.py
 
 clean:

@@ -18,6 +18,9 @@ from pathlib import Path
 
 # name -> (what it measures, the command that runs it with its defaults)
 BENCHMARKS = {
+    "gpu_check": ("`make gpu-check`: every device path on a CUDA GPU (autocast training of the six detectors, "
+                  "predict, torchrun, extract, detect, end-to-end training), passed or not and seconds each.",
+                  "python benchmarks/gpu_check.py --device cuda"),
     "diagnose_speed": ("Time of `tadkit diagnose` (DETAD's false-positive profile, error gains, false negatives "
                        "and sensitivity; loading included) on THUMOS14- and ActivityNet-sized synthetic predictions.",
                        "python benchmarks/diagnose_speed.py"),

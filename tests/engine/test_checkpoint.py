@@ -25,8 +25,7 @@ def test_failure_mid_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     original = path.read_bytes()
 
     def crash(obj, f, *args, **kwargs):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a checkpoint")
+        f.write(b"PK\x03\x04 half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)

@@ -8,9 +8,12 @@ before the first byte is written; files are then written under a temporary name 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,10 +45,114 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(OSError):          # mkstemp makes 0600; give the usual 0666 & ~umask
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if _disk_full(e):
+            raise DataError(f"no space left on the device while writing {path.name}; "
+                            f"{'the previous file is intact' if path.exists() else 'nothing was written'}",
+                            path=path, fix="free some disk space, then run the same command again "
+                                           "(training: with --resume)") from None
         raise
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """A write that failed for lack of space (also behind a library's own error, e.g. torch.save's)."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what :func:`atomic_path` leaves when its process is killed (``.NAME.XXXX.tmpSUFFIX``).
+
+    Only for a folder whose :class:`OutputLock` the caller holds: no live process is writing there.
+    """
+    removed = []
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.rglob(".*.tmp*"):
+            if p.is_file() and ".tmp" in p.name[1:]:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
+class OutputLock:
+    """One live process per output folder: ``FOLDER/.tadkit.lock``, held with ``flock`` while it runs.
+
+    The operating system drops the lock when its process ends, however it ends (``kill -9``
+    included), so a stale lock file never blocks: a second process is refused only while the first
+    is alive. The file names the holder (pid, host, command, start) for the refusal's message.
+    """
+
+    NAME = ".tadkit.lock"
+
+    def __init__(self, folder: str | os.PathLike, command: str):
+        self.folder = Path(folder)
+        self.command = command
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, create: bool = True) -> bool:
+        """Take the lock (making the folder when ``create``); False when the folder is not there to lock."""
+        import fcntl
+        if self._fd is not None:
+            return True
+        if not self.folder.is_dir():
+            if not create:
+                return False
+            self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / self.NAME
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise ConfigError(f"another live process is using this folder{self._holder(path)}",
+                                  path=self.folder, fix="wait for it to finish, or choose another output folder") from None
+            try:                                   # the holder before us may have removed the file meanwhile
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        else:
+            raise ConfigError("could not take the folder's lock file", path=path, fix="run the command again")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        self._fd = fd
+        return True
+
+    @staticmethod
+    def _holder(path: Path) -> str:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            info = json.loads(path.read_text() or "{}")
+            return (f" ({info.get('command', 'tadkit')}, pid {info.get('pid')} on {info.get('host')}, "
+                    f"since {info.get('started')})")
+        return ""
+
+    def release(self) -> None:
+        """Remove the lock file, then drop the lock (a killed holder's file stays; it blocks nobody)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                (self.folder / self.NAME).unlink()
+            os.close(self._fd)                      # closing drops the flock
+            self._fd = None
 
 
 def _writable_ancestor(path: Path, option: str) -> None:
@@ -113,3 +220,9 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     except UnicodeDecodeError:
         raise DataError("not a UTF-8 text file", path=path,
                         fix=f"pass the {what}, not a binary file") from None
+    except ValueError as e:                   # e.g. an integer of more than 4300 digits
+        raise DataError(f"invalid JSON: {str(e).split(';')[0][:100]}", path=path,
+                        fix=f"repair or regenerate the {what}") from None
+    except RecursionError:
+        raise DataError("invalid JSON: nested too deeply", path=path,
+                        fix=f"repair or regenerate the {what}") from None

@@ -65,8 +65,8 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path, state: dict) -> None:
     """``torch.save`` to a temporary file beside ``path``, renamed on success (old file kept on failure)."""
     state = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)                 # through a Python file: a full disk is an OSError behind its error
 
 
 def copy_checkpoint(src, dst) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, TadkitError
-from ..core.io import atomic_path, atomic_write_json, check_output_dir
+from ..core.io import OutputLock, atomic_path, atomic_write_json, check_output_dir, remove_stale_temporaries
 from ..data.features import FEATURES_META, read_features_meta
 from ..data.frames import list_videos
 from .distributed import resolve_device
@@ -185,6 +185,20 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
     found = list_videos(video_dir, videos)
     out = Path(out_dir)
     check_output_dir(out, "--out")
+    lock = OutputLock(out, "tadkit extract")     # one live extraction per folder
+    if lock.acquire(create=False):
+        remove_stale_temporaries(out)           # what a killed extraction was writing
+    try:
+        return _extract_into(lock, found, out, weights, video_dir, fps=fps, stride=stride, window=window,
+                             short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
+                             device=device, amp=amp, progress=progress, model=model)
+    finally:
+        lock.release()
+
+
+def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, *, fps, stride, window, short_side,
+                  crop, batch_size, endpoint, device, amp, progress, model) -> ExtractResult:
+    from ..data.video import probe_video
     settings = {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
                 "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
     meta = _check_settings(out, settings)
@@ -223,6 +237,9 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
                 continue
             rate = float(fps) if fps is not None else float(info.fps)
             frames = counter[0]
+            if not lock.held:                    # the first write: the folder appears now
+                lock.acquire()
+                remove_stale_temporaries(out)
             with atomic_path(out / f"{vid}.npy", suffix=".npy") as tmp:   # no half-written file
                 np.save(tmp, feats)
             meta["videos"][vid] = {"fps": rate, "frames": frames, "duration": float(info.duration),

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, save_config
 from ..core.errors import ConfigError, TadkitError
-from ..core.io import atomic_write_json, check_output_dir
+from ..core.io import OutputLock, atomic_write_json, check_output_dir, remove_stale_temporaries
 from . import builders
 from .checkpoint import (check_compatible, copy_checkpoint, load_checkpoint, load_weights, rng_state,
                          save_checkpoint, set_rng_state)
@@ -132,6 +132,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.stream = stream
         self.out = Path(cfg.output_dir)
+        self.lock = OutputLock(self.out, "tadkit train")
         self.ckpt_dir = self.out / "checkpoints"
         t = cfg.train
         self.device = self.dist.device
@@ -153,6 +154,8 @@ class Trainer:
     def setup(self, resume: bool) -> None:
         cfg, t = self.cfg, self.cfg.train
         check_output_dir(self.out, "output_dir")
+        if self.dist.is_main:           # one live run per folder; an existing folder is locked before any check
+            self.lock.acquire(create=False)
         last = self.ckpt_dir / "last.pt"
         if not resume and last.exists():
             raise ConfigError("output_dir already holds the checkpoints of a run", path=self.out,
@@ -187,6 +190,9 @@ class Trainer:
         self.test_set = self.build_dataset(cfg, cfg.data.test_subset, training=False, classes=self.info["classes"])
         self.video_scores = (load_video_scores(cfg.test.video_scores, self.info["classes"])
                              if cfg.test.video_scores else None)
+        if self.dist.is_main:           # everything checked: the first write
+            self.lock.acquire()
+            remove_stale_temporaries(self.out)   # what a killed run was writing
         self.log = RunLog(self.out, enabled=self.dist.is_main, tensorboard=t.tensorboard, history=history,
                           stream=self.stream)
         if self.dist.is_main:
@@ -404,6 +410,8 @@ def train(cfg: Config, *, resume: bool = False, build_dataset: builders.DatasetB
     finally:
         # the DistributedDataParallel wrapper holds the process group: freed (reference cycles
         # included) before the group is destroyed, so no gloo thread outlives it into interpreter exit
+        if trainer is not None:
+            trainer.lock.release()
         trainer = None
         if dist.distributed:
             gc.collect()
