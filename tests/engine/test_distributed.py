@@ -118,3 +118,65 @@ def test_loss_normaliser_follows_the_global_batch(tmp_path):
     # summed losses S_r over the ranks' halves: mean_r S_r / got == (S_0 + S_1) / ema_single
     s0, s1 = 2.5, 4.0
     assert (s0 / r0["got"][-1] + s1 / r1["got"][-1]) / 2 == pytest.approx((s0 + s1) / ema)
+
+
+def _faulty_worker(rank: int, world: int, port: int, cfg, how: str, out: str) -> None:
+    """Rank 1 fails at its third training step (killed, or a user error); rank 0 records how it ended."""
+    import json
+    import time
+
+    from tadkit.core.errors import DataError, TadkitError
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    steps = {"n": 0}
+
+    def build(cfg, info):
+        model = build_toy(cfg, info)
+        real = model.forward
+
+        def forward(batch):
+            steps["n"] += 1
+            if rank == 1 and steps["n"] == 3:
+                if how == "kill":
+                    os.kill(os.getpid(), 9)
+                raise DataError("features of video 'v7' hold NaN", path="/data/v7.npy", fix="re-extract it")
+            return real(batch)
+        model.forward = forward
+        return model
+
+    start = time.time()
+    try:
+        train(cfg, build_model=build)
+        outcome = {"ok": True}
+    except TadkitError as e:
+        outcome = {"error": e.one_line(), "type": type(e).__name__}
+    outcome["seconds"] = time.time() - start
+    with open(f"{out}/rank{rank}.json", "w") as f:
+        json.dump(outcome, f)
+
+
+@pytest.mark.parametrize("how", ["kill", "error"])
+def test_when_one_process_dies_the_other_stops_with_one_line_naming_it(toy_data, tmp_path, how):
+    import json
+    import time
+    cfg = toy_config(toy_data, tmp_path / "run", train={"epochs": 3, "batch_size": 2, "eval_every": 0})
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    procs = [ctx.Process(target=_faulty_worker, args=(r, 2, port, cfg, how, str(tmp_path))) for r in range(2)]
+    start = time.time()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode is not None for p in procs), "a process hung"
+    assert time.time() - start < 120
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    assert rank0["type"] == "DistributedError" and "\n" not in rank0["error"] and rank0["seconds"] < 60
+    if how == "kill":
+        assert procs[1].exitcode == -9
+        assert "rank 1 of 2 stopped without a word" in rank0["error"]
+    else:
+        rank1 = json.loads((tmp_path / "rank1.json").read_text())
+        assert rank1["type"] == "DataError"
+        assert "another process failed: rank 1: /data/v7.npy" in rank0["error"] and "NaN" in rank0["error"]

@@ -16,10 +16,18 @@ from datetime import timedelta
 import torch
 import torch.distributed as tdist
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, TadkitError
 from ..cpu_fast_paths import cache_primitives, keep_freed_memory
 
-__all__ = ["DistContext", "init_distributed", "EpochBatchSampler", "shard_indices"]
+__all__ = ["DistContext", "DistributedError", "init_distributed", "EpochBatchSampler", "shard_indices"]
+
+_FAILED = "tadkit/failed"       # the store key where the first process to fail says why
+_PEER_LOST = ("connection reset", "connection closed", "broken pipe", "gloo", "nccl", "socket", "timed out",
+              "timeout", "peer")
+
+
+class DistributedError(TadkitError):
+    """Another process of the run stopped; this one stops too."""
 
 
 @dataclass
@@ -65,6 +73,40 @@ class DistContext:
             t = t.to(self.device)
             tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
         return t
+
+    def report_failure(self, message: str) -> None:
+        """Tell the other processes why this one stops (the first report is kept)."""
+        if not self.distributed:
+            return
+        try:
+            store = tdist.distributed_c10d._get_default_store()
+            store.compare_set(_FAILED, "", f"rank {self.rank}: {message}")
+        except Exception:          # the store may be gone with the process that hosted it
+            pass
+
+    def stopped_elsewhere(self, error: BaseException, wait: float = 3.0) -> DistributedError | None:
+        """The one-line error for this process when ``error`` comes from another process having stopped.
+
+        Reads what the failed process reported (waiting up to ``wait`` seconds for it); a process killed
+        without a word (``kill -9``, out of memory) is inferred from the collective's own error.
+        """
+        if not self.distributed:
+            return None
+        try:
+            store = tdist.distributed_c10d._get_default_store()
+            store.wait([_FAILED], timedelta(seconds=wait))
+            said = store.get(_FAILED).decode()
+        except Exception:
+            said = ""
+        fix = "read that process's output, then run again (training: with --resume)"
+        if said and not said.startswith(f"rank {self.rank}:"):
+            return DistributedError(f"stopped because another process failed: {said}", fix=fix)
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if any(k in text.lower() for k in _PEER_LOST):
+            who = f"rank {1 - self.rank}" if self.world_size == 2 else "another process"
+            return DistributedError(f"{who} of {self.world_size} stopped without a word (killed, or out of memory?); "
+                                    f"rank {self.rank} stops too ({text[:160]})", fix=fix)
+        return None
 
     def close(self) -> None:
         if self.owns_group and tdist.is_initialized():

@@ -41,7 +41,7 @@ from ..core.io import OutputLock, atomic_write_json, check_output_dir, remove_st
 from . import builders
 from .checkpoint import (check_compatible, copy_checkpoint, load_checkpoint, load_weights, rng_state,
                          save_checkpoint, set_rng_state)
-from .distributed import DistContext, EpochBatchSampler, init_distributed
+from .distributed import DistContext, DistributedError, EpochBatchSampler, init_distributed
 from .ema import ModelEMA
 from .inference import detections_per_video, load_video_scores, predict_windows, results_dict, to_device
 from .log import RunLog, logger
@@ -407,6 +407,16 @@ def train(cfg: Config, *, resume: bool = False, build_dataset: builders.DatasetB
         trainer = Trainer(cfg, dist=dist, build_dataset=build_dataset, build_model=build_model,
                           callbacks=callbacks, stream=stream)
         return trainer.run(resume=resume)
+    except TadkitError as e:            # this process's own one-line error: the others are told why they stop
+        if not isinstance(e, DistributedError):
+            dist.report_failure(e.one_line())
+        raise
+    except Exception as e:              # a collective broken by another process's end, or this one's bug
+        elsewhere = dist.stopped_elsewhere(e)
+        if elsewhere is not None:
+            raise elsewhere from None
+        dist.report_failure(f"internal error: {type(e).__name__}: {str(e).strip()[:200]}")
+        raise
     finally:
         # the DistributedDataParallel wrapper holds the process group: freed (reference cycles
         # included) before the group is destroyed, so no gloo thread outlives it into interpreter exit
