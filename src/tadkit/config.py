@@ -29,6 +29,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,16 @@ def model_defaults(name: str) -> dict:
     return {"max_seq_len": max_len, **defaults, **extra}
 
 
+def _show(value) -> str:
+    """A short repr for messages: YAML aliases can make a value of millions of shared items."""
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple, _SHORT.maxset = 3, 8, 8, 8, 8
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 100, 100, 60
+
+
 # -- overrides ---------------------------------------------------------------------------------------
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
     """``["train.lr=2e-4", "data.features=[a,b]"]`` -> ``[("train.lr", 2e-4), ("data.features", ["a", "b"])]``.
@@ -252,6 +263,10 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        except (ValueError, RecursionError) as e:       # an integer of 4300+ digits, or nested too deeply
+            why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(":")[0]
+            raise ConfigError(f"override {key!r}: cannot read the value ({why})",
+                              fix="write a plain number, string or list, e.g. train.lr=2e-4") from None
         out.append((key, value))
     return out
 
@@ -325,7 +340,10 @@ def _coerce(value, tp):
         if isinstance(value, bool):
             raise TypeError
         if isinstance(value, (int, float)):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:              # an integer too large for a float
+                raise TypeError from None
         if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
             try:
                 return float(value)
@@ -384,11 +402,11 @@ def _build_section(cls, raw: dict, section: str, where) -> Any:
         try:
             kwargs[key] = _coerce(value, hints[key])
         except TypeError:
-            raise ConfigError(f"{section}.{key} must be {_type_name(hints[key])}, got {value!r}", path=where,
+            raise ConfigError(f"{section}.{key} must be {_type_name(hints[key])}, got {_show(value)}", path=where,
                               fix=f"correct {section}.{key}") from None
         allowed = CHOICES.get((section, key))
         if allowed is not None and kwargs[key] not in allowed:
-            raise ConfigError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}", path=where,
+            raise ConfigError(f"{section}.{key} must be one of {', '.join(allowed)}, got {_show(value)}", path=where,
                               fix=f"set {section}.{key} to one of those")
     return cls(**kwargs)
 
@@ -427,7 +445,7 @@ def _check_values(cfg: Config, where) -> None:
     if not 0.0 <= d.trunc_thresh <= 1.0:
         raise bad("data.trunc_thresh", f"must lie in [0, 1], got {d.trunc_thresh}", "e.g. 0.5")
     if isinstance(t.cpu_amp, str) and t.cpu_amp != "auto":
-        raise bad("train.cpu_amp", f"must be true, false or auto, got {t.cpu_amp!r}",
+        raise bad("train.cpu_amp", f"must be true, false or auto, got {_show(t.cpu_amp)}",
                   "auto: bfloat16 on a CPU with AMX / AVX512-BF16 units")
     for key in ("epochs", "batch_size"):
         if getattr(t, key) < 1:
@@ -449,7 +467,7 @@ def _check_values(cfg: Config, where) -> None:
         except TypeError:
             t.lr_groups[prefix] = -1.0
         if t.lr_groups[prefix] < 0:
-            raise bad(f"train.lr_groups.{prefix}", f"must be a non-negative learning rate, got {lr!r}",
+            raise bad(f"train.lr_groups.{prefix}", f"must be a non-negative learning rate, got {_show(lr)}",
                       "write prefix: 1e-5")
     if s.batch_size < 1:
         raise bad("test.batch_size", f"must be >= 1, got {s.batch_size}", "e.g. 1")
@@ -511,7 +529,7 @@ def config_from_dict(tree: dict, *, where=None, defaults_fn: Callable[[str], dic
     raw_model = dict(raw_model)
     name = raw_model.pop("name", ModelConfig.name)
     if not isinstance(name, str):
-        raise ConfigError(f"model.name must be a string, got {name!r}", path=where,
+        raise ConfigError(f"model.name must be a string, got {_show(name)}", path=where,
                           fix="use one of asl, amnet, tags, sptad, pointtad, actionformer")
     defaults = (defaults_fn or model_defaults)(name)
     params = copy.deepcopy(defaults)
@@ -520,11 +538,18 @@ def config_from_dict(tree: dict, *, where=None, defaults_fn: Callable[[str], dic
             raise _unknown_key("model", str(key), ["name", *defaults], where)
         params[key] = _like_default(value, defaults[key])
     if params.get("backbone") is not None:      # end-to-end: validated, every key filled in
-        from .models.video_detector import backbone_config
-        params["backbone"] = dataclasses.asdict(backbone_config(params["backbone"], where))
+        from .models.video_detector import BackboneConfig, backbone_config
+        raw_backbone = params["backbone"]
+        if not isinstance(raw_backbone, dict):
+            raise ConfigError(f"model.backbone must be a mapping or null, got {_show(raw_backbone)}", path=where,
+                              fix="write model.backbone: {weights: PATH, fusion: concat} or leave it out")
+        names = [f.name for f in dataclasses.fields(BackboneConfig)]
+        if all(k in names for k in raw_backbone):     # types first (backbone_config names an unknown key)
+            raw_backbone = dataclasses.asdict(_build_section(BackboneConfig, raw_backbone, "model.backbone", where))
+        params["backbone"] = dataclasses.asdict(backbone_config(raw_backbone, where))
     output_dir = tree.get("output_dir")
     if output_dir is not None and not isinstance(output_dir, str):
-        raise ConfigError(f"output_dir must be a path, got {output_dir!r}", path=where, fix="write a directory")
+        raise ConfigError(f"output_dir must be a path, got {_show(output_dir)}", path=where, fix="write a directory")
     cfg = Config(data=sections["data"], model=ModelConfig(name, params), train=sections["train"],
                  test=sections["test"], output_dir=output_dir, source=None if where is None else os.fspath(where))
     _check_values(cfg, where)
@@ -545,6 +570,9 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"invalid YAML{where}: {problem}", path=path, fix="repair the YAML syntax") from None
     except UnicodeDecodeError:
         raise ConfigError("not a UTF-8 text file", path=path, fix="pass the YAML config file") from None
+    except (ValueError, RecursionError) as e:          # an integer of 4300+ digits, or nested too deeply
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(":")[0]
+        raise ConfigError(f"invalid YAML: {why}", path=path, fix="repair the YAML") from None
     return _check_tree(tree, path)
 
 

@@ -58,6 +58,9 @@ def _number(value, what: str, path, video) -> float:
     except (TypeError, ValueError):
         raise DataError(f"{what} must be a number, got {value!r}", path=path, video=video,
                         fix="write it as a number of seconds") from None
+    except OverflowError:
+        raise DataError(f"{what} is too large a number", path=path, video=video,
+                        fix="write a finite number of seconds") from None
     if not np.isfinite(x):
         raise DataError(f"{what} is {value!r}", path=path, video=video, fix="write a finite number of seconds")
     return x
@@ -113,7 +116,11 @@ def parse_video(video_id: str, entry, path=None) -> VideoAnnotation:
         fps = _number(fps, "fps", path, video_id)
         if fps <= 0:
             raise DataError(f"fps must be positive, got {fps}", path=path, video=video_id, fix="fix or remove fps")
-    ignore = [_segment(s, path, video_id, "ignore region") for s in entry.get("ignore", []) or []]
+    ignore = entry.get("ignore", []) or []
+    if not isinstance(ignore, (list, tuple)):
+        raise DataError('"ignore" must be a list of [start, end] regions', path=path, video=video_id,
+                        fix='write "ignore": [[start, end], ...] or leave it out')
+    ignore = [_segment(s, path, video_id, "ignore region") for s in ignore]
     return VideoAnnotation(video_id, subset, duration, np.array(segments).reshape(-1, 2), labels, fps,
                            np.array(ignore).reshape(-1, 2))
 

@@ -75,7 +75,7 @@ _SUBSET_NAMES = {"train": "training", "training": "training", "val": "validation
                  "valid": "validation", "validation": "validation", "test": "testing",
                  "testing": "testing"}
 _SUBSET_ORDER = ("training", "validation", "testing")
-_TIMESTAMP = re.compile(r"^(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)$")
+_TIMESTAMP = re.compile(r"^(\d{1,9}):([0-5]?\d):([0-5]?\d(?:\.\d+)?)$")     # hours: at most 9 digits
 
 
 # -- public entry point ----------------------------------------------------------------------
@@ -195,6 +195,9 @@ def _float(value, what: str, path, where: str | None = None, video: str | None =
     except (TypeError, ValueError):
         raise DataError(f"{prefix}{what} must be a number, got {value!r}", path=path, video=video,
                         fix="write it as a number of seconds") from None
+    except OverflowError:
+        raise DataError(f"{prefix}{what} is too large a number", path=path, video=video,
+                        fix="write a finite number") from None
     if not math.isfinite(x):
         raise DataError(f"{prefix}{what} is {value!r}", path=path, video=video, fix="write a finite number")
     return x
@@ -790,7 +793,7 @@ def _epic_classes(path) -> tuple[list[str], dict[int, str] | None]:
             names = read_class_list([by_id[k] for k in sorted(by_id)], path_hint=os.fspath(p))
             return names, by_id
         if "key" in header:
-            return read_class_list([r["key"].strip() for _, r in rows], path_hint=os.fspath(p)), None
+            return read_class_list([(r["key"] or "").strip() for _, r in rows], path_hint=os.fspath(p)), None
     return _plain_classes(p), None
 
 
@@ -821,7 +824,7 @@ def _epic100(inputs, col: _Collector, *, subset, task, video_info, classes, **_)
             cid = None
             if has_ids and row[cls_col] is not None:
                 text = row[cls_col].strip()
-                if not re.fullmatch(r"\d+", text):
+                if not re.fullmatch(r"\d{1,18}", text):       # an int64, not 5000 digits
                     raise DataError(f"{where}: {cls_col} must be a class number, got {row[cls_col]!r}", path=p,
                                     video=vid, fix=f"write the {task} class id as an integer")
                 cid = int(text)

@@ -27,8 +27,12 @@ timing from it wherever the config leaves ``data.fps`` / ``data.feature_stride``
 """
 from __future__ import annotations
 
+import lzma
+import math
 import os
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -43,6 +47,25 @@ FEATURE_SUFFIXES = (".npy", ".npz", ".pt")
 HDF5_SUFFIXES = (".h5", ".hdf5")
 _NPZ_KEYS = ("feats", "features", "arr_0")
 FEATURES_META = "features.json"   # timing written by `tadkit extract` beside the feature files
+# An HDF5 dataset declaring more than this many bytes must store at least 1/2048 of them (deflate's best ratio
+# is about 1/1032): one that does not was never written, and reading it would allocate its declared size.
+_UNWRITTEN_MIN_BYTES = 1 << 26
+
+
+# What numpy, zipfile and torch raise for a damaged or foreign file (numpy's header parser can raise
+# tokenize's and the compiler's errors; a corrupt member of an npz raises its decompressor's).
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error, lzma.LZMAError,
+                tokenize.TokenError, SyntaxError, RecursionError, OverflowError)
+
+
+def _finite_number(v) -> bool:
+    """A real number (not a bool) that is finite; an integer too large for a float is not."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def read_features_meta(directory) -> dict | None:
@@ -59,17 +82,17 @@ def read_features_meta(directory) -> dict | None:
     fix = "delete it to set the timing in the config (data.fps, data.feature_stride, data.feature_window)"
     try:
         meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise DataError(f"cannot read the feature metadata ({type(e).__name__}: {str(e)[:100]})", path=path,
                         fix=fix) from None
     ok = isinstance(meta, dict) and isinstance(meta.get("videos", {}), dict)
     for key, low in (("feature_stride", 0.0), ("feature_window", -1e-12)):
         v = meta.get(key) if isinstance(meta, dict) else None
-        ok = ok and isinstance(v, (int, float)) and not isinstance(v, bool) and v > low
+        ok = ok and _finite_number(v) and v > low
     if ok:
         for vid, info in meta.get("videos", {}).items():
             f = info.get("fps") if isinstance(info, dict) else None
-            if f is not None and not (isinstance(f, (int, float)) and f > 0):
+            if f is not None and not (_finite_number(f) and f > 0):
                 ok = False
                 break
     if not ok:
@@ -102,14 +125,36 @@ def validate_features(x, path, video_id: str, layout: str) -> np.ndarray:
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise DataError(f"features are empty (shape {x.shape[0]}x{x.shape[1]} as T x C)", path=path,
                         video=video_id, fix="re-extract the features of this video or drop it from the annotations")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    finite = np.isfinite(x)
+    try:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        finite = np.isfinite(x)
+    except MemoryError:
+        raise DataError(f"features of shape {x.shape[0]}x{x.shape[1]} do not fit in memory", path=path,
+                        video=video_id, fix="check the file: a damaged one can declare a huge shape") from None
     if not finite.all():
         bad_t = np.flatnonzero(~finite.all(axis=1))
         kind = "NaN" if np.isnan(x).any() else "inf"
         raise DataError(f"features contain {kind} at {len(bad_t)} of {x.shape[0]} steps (first at step {bad_t[0]})",
                         path=path, video=video_id, fix="re-extract the features of this video")
     return x
+
+
+def _check_npz_member(z, name: str, path, key: str) -> None:
+    """The array ``name`` of an npz must hold the bytes its header declares: a damaged header could
+    otherwise make numpy allocate terabytes before finding the data short."""
+    member = name if name in z.zip.namelist() else name + ".npy"
+    fmt = np.lib.format
+    with z.zip.open(member) as f:
+        if f.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:
+            return                                  # not an array: numpy hands back the bytes, refused later
+    with z.zip.open(member) as f:
+        version = fmt.read_magic(f)
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+        need = math.prod(shape) * dtype.itemsize
+        have = z.zip.getinfo(member).file_size - f.tell()
+    if need > have:
+        raise DataError(f"npz array {name!r} declares shape {'x'.join(map(str, shape)) or 'scalar'} ({need} bytes) "
+                        f"but holds {have} bytes", path=path, video=key, fix="re-extract or re-copy this file")
 
 
 def _check_layout(layout: str) -> str:
@@ -267,29 +312,47 @@ class DirectoryFeatureStore(FeatureStore):
         if path.suffix != ".npy":
             return None
         try:
-            return np.load(path, mmap_mode="r", allow_pickle=False).shape
-        except (ValueError, OSError, EOFError):
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
+        except _READ_ERRORS + (MemoryError,):
+            return None                            # load() says what is wrong
+        if not isinstance(x, np.ndarray):          # an npz archive named .npy: load() says so
+            x.close()
             return None
+        return x.shape
 
     def _read(self, key: str) -> np.ndarray:
         path = self._files[key]
         try:
             if path.suffix == ".npy":
-                return np.load(path, mmap_mode="r", allow_pickle=False)
+                x = np.load(path, mmap_mode="r", allow_pickle=False)
+                if not isinstance(x, np.ndarray):
+                    x.close()
+                    raise DataError("the .npy file is an npz archive", path=path, video=key,
+                                    fix="rename it to .npz, or save one array with np.save")
+                return x
             if path.suffix == ".npz":
-                with np.load(path, allow_pickle=False) as z:
+                z = np.load(path, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise DataError("the .npz file holds one .npy array, not an npz archive", path=path, video=key,
+                                    fix="rename it to .npy, or save it with np.savez")
+                with z:
                     names = list(z.files)
                     name = next((k for k in _NPZ_KEYS if k in names), names[0] if len(names) == 1 else None)
                     if name is None:
                         raise DataError(f"npz holds arrays {names}; none is named {' or '.join(_NPZ_KEYS)}",
                                         path=path, video=key, fix="save the features under the name 'feats'")
+                    _check_npz_member(z, name, path, key)
                     return z[name]
             return self._read_pt(path, key)
         except DataError:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as e:
-            raise DataError(f"cannot read the feature file ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+        except _READ_ERRORS as e:
+            first = str(e).splitlines()[0][:120] if str(e).strip() else ""
+            raise DataError(f"cannot read the feature file ({type(e).__name__}: {first})",
                             path=path, video=key, fix="re-extract or re-copy this file") from None
+        except MemoryError:
+            raise DataError("the feature file declares more data than fits in memory", path=path, video=key,
+                            fix="re-extract or re-copy this file") from None
 
     @staticmethod
     def _read_pt(path: Path, key: str) -> np.ndarray:
@@ -304,7 +367,15 @@ class DirectoryFeatureStore(FeatureStore):
         if not isinstance(obj, torch.Tensor):
             raise DataError("the .pt file holds no tensor (nor a dict with 'feats')", path=path, video=key,
                             fix="save a (T, C) tensor per video")
-        return obj.detach().float().numpy()
+        if obj.is_complex() or obj.dtype == torch.bool:
+            raise DataError(f"features have dtype {obj.dtype}; expected real numbers", path=path, video=key,
+                            fix="save float32 features")
+        try:
+            return obj.detach().float().numpy()
+        except (TypeError, RuntimeError) as e:   # a sparse, meta or other tensor without plain CPU memory
+            raise DataError(f"the .pt file holds a tensor that is not a plain array ({type(e).__name__})",
+                            path=path, video=key,
+                            fix="save a dense CPU tensor: torch.save(features.to_dense().cpu(), path)") from None
 
 
 class MemoryFeatureStore(FeatureStore):
@@ -335,8 +406,9 @@ class HDF5FeatureStore(FeatureStore):
         try:
             with h5py.File(self.path, "r") as f:
                 self._keys = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
-        except OSError as e:
-            raise DataError(f"cannot open the HDF5 file ({str(e).splitlines()[0][:120]})", path=self.where,
+        except (OSError, RuntimeError, KeyError, ValueError) as e:      # h5py's errors for a damaged file
+            first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            raise DataError(f"cannot open the HDF5 file ({first})", path=self.where,
                             fix="re-copy the file; it may be truncated") from None
         self._h5 = None
         self._pid = None
@@ -353,16 +425,29 @@ class HDF5FeatureStore(FeatureStore):
 
     def _shape(self, key: str) -> tuple | None:
         try:
-            return tuple(self._file()[key].shape)
-        except (OSError, KeyError):
+            shape = self._file()[key].shape
+        except (OSError, KeyError, RuntimeError, ValueError):
             return None
+        return None if shape is None else tuple(shape)      # None: an empty dataset (h5py.Empty)
 
     def _read(self, key: str) -> np.ndarray:
         try:
-            return self._file()[key][()]
-        except (OSError, KeyError) as e:
-            raise DataError(f"cannot read dataset {key!r} ({str(e).splitlines()[0][:120]})", path=self.where,
+            ds = self._file()[key]
+            if ds.shape is not None and not ds.external and not ds.is_virtual:
+                need = math.prod(ds.shape) * ds.dtype.itemsize
+                have = ds.id.get_storage_size()
+                if need > _UNWRITTEN_MIN_BYTES and have * 2048 < need:
+                    raise DataError(f"dataset {key!r} declares shape {'x'.join(map(str, ds.shape))} ({need} bytes) "
+                                    f"but stores {have} bytes: it was never written", path=self.where, video=key,
+                                    fix="re-extract the features of this video")
+            return ds[()]
+        except (OSError, KeyError, TypeError, RuntimeError, ValueError) as e:
+            first = str(e).splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise DataError(f"cannot read dataset {key!r} ({first})", path=self.where,
                             video=key, fix="re-copy the file; it may be truncated") from None
+        except MemoryError:
+            raise DataError(f"dataset {key!r} does not fit in memory", path=self.where, video=key,
+                            fix="check the file: a damaged one can declare a huge shape") from None
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -18,6 +18,7 @@ import os
 import pickle
 import warnings
 import random
+import reprlib
 import shutil
 from pathlib import Path
 
@@ -105,12 +106,20 @@ def load_checkpoint(path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError("not a tadkit checkpoint (no 'format': 'tadkit-checkpoint' entry)", path=path,
                               fix=_FIX)
-    if int(state.get("version", 0)) > VERSION:
+    try:
+        newer = int(state.get("version", 0)) > VERSION
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        raise CheckpointError(f"checkpoint version {reprlib.repr(state.get('version'))} is not a number", path=path,
+                              fix=_FIX) from None
+    if newer:
         raise CheckpointError(f"checkpoint version {state.get('version')} is newer than this tadkit reads "
                               f"({VERSION})", path=path, fix="upgrade tadkit")
     missing = [k for k in ("model", "model_info", "config") if k not in state]
     if missing or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"checkpoint lacks {missing or ['model']}", path=path, fix=_FIX)
+    odd = [k for k in ("model_info", "ema") if state.get(k) is not None and not isinstance(state[k], dict)]
+    if odd or state.get("model_info") is None:
+        raise CheckpointError(f"checkpoint entry {(odd or ['model_info'])[0]!r} is not a mapping", path=path, fix=_FIX)
     state["path"] = os.fspath(path)
     return state
 
@@ -121,14 +130,22 @@ def check_compatible(ckpt: dict, *, name: str, num_classes: int | None = None, i
     path = ckpt.get("path")
     fix = "pass the config the checkpoint was trained with (OUTPUT_DIR/config.yaml) or the right checkpoint"
     if info.get("name") != name:
-        raise CheckpointError(f"checkpoint holds model {info.get('name')!r} but the config asks for {name!r}",
-                              path=path, fix=fix)
-    if num_classes is not None and int(info.get("num_classes", -1)) != int(num_classes):
-        raise CheckpointError(f"checkpoint was trained for {info.get('num_classes')} classes but the data has "
-                              f"{num_classes}", path=path, fix=fix)
-    if input_dim is not None and int(info.get("input_dim", -1)) != int(input_dim):
-        raise CheckpointError(f"checkpoint expects {info.get('input_dim')}-d features but the features are "
-                              f"{input_dim}-d", path=path, fix="pass the features the model was trained on")
+        raise CheckpointError(f"checkpoint holds model {reprlib.repr(info.get('name'))} but the config asks for "
+                              f"{name!r}", path=path, fix=fix)
+    if num_classes is not None and _as_int(info.get("num_classes", -1)) != int(num_classes):
+        raise CheckpointError(f"checkpoint was trained for {reprlib.repr(info.get('num_classes'))} classes but the "
+                              f"data has {num_classes}", path=path, fix=fix)
+    if input_dim is not None and _as_int(info.get("input_dim", -1)) != int(input_dim):
+        raise CheckpointError(f"checkpoint expects {reprlib.repr(info.get('input_dim'))}-d features but the features "
+                              f"are {input_dim}-d", path=path, fix="pass the features the model was trained on")
+
+
+def _as_int(value) -> int | None:
+    """An integer entry of model_info; None where it is not one (so that it matches nothing)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        return None
 
 
 def checkpoint_weights(ckpt: dict, weights: str = "auto") -> dict:

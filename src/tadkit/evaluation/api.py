@@ -52,17 +52,20 @@ class Predictions:
             for i, d in enumerate(dets):
                 try:
                     seg = d["segment"]
+                    if not isinstance(seg, (list, tuple)) or len(seg) != 2:
+                        raise ValueError
                     s, e = float(seg[0]), float(seg[1])
                     lab = d["label"]
                     sc = d["score"]
                     if isinstance(sc, bool) or not isinstance(sc, (int, float)):
                         sc = float(sc)
-                    if len(seg) != 2:
-                        raise ValueError
+                    finite = np.isfinite(s) and np.isfinite(e) and np.isfinite(float(sc))
                 except (KeyError, TypeError, ValueError, IndexError):
                     raise DataError(f"detection {i} is malformed: {str(d)[:80]}", path=path, video=vid,
                                     fix='each detection needs "segment": [s, e], "label" and a numeric "score"') from None
-                if not (np.isfinite(s) and np.isfinite(e) and np.isfinite(float(sc))):
+                except OverflowError:
+                    finite = False                    # an integer too large for a float
+                if not finite:
                     raise DataError(f"detection {i} has a non-finite number: {str(d)[:80]}", path=path, video=vid,
                                     fix="write finite seconds and scores")
                 vids.append(str(vid))

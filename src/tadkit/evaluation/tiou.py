@@ -15,6 +15,7 @@ PRESETS = {
     "ego4d": (0.1, 0.5, 5),
     "epic": (0.1, 0.5, 5),
 }
+MAX_THRESHOLDS = 1000     # a start:stop:step range longer than this is a typo (e.g. a step of 1e-9)
 
 
 def parse_tiou(spec) -> np.ndarray:
@@ -35,7 +36,11 @@ def parse_tiou(spec) -> np.ndarray:
                               fix="write start:stop:step, e.g. 0.3:0.7:0.1") from None
         if step <= 0 or b < a:
             raise TadkitError(f"tIoU range {spec!r} is empty", fix="write start:stop:step with start <= stop, step > 0")
-        n = int(round((b - a) / step)) + 1
+        count = (b - a) / step
+        if not np.isfinite(count) or count > MAX_THRESHOLDS:
+            raise TadkitError(f"tIoU range {spec!r} does not give a finite list of at most {MAX_THRESHOLDS} "
+                              "thresholds", fix="write finite numbers and a larger step, e.g. 0.3:0.7:0.1")
+        n = int(round(count)) + 1
         arr = np.linspace(a, a + (n - 1) * step, n) if abs(a + (n - 1) * step - b) > 1e-9 else np.linspace(a, b, n)
     else:
         try:
