@@ -169,6 +169,11 @@ def render(results_dir: str | Path) -> str:
              "",
              "Timings depend on the machine and on what else runs on it: each section names the CPU, threads, "
              "date and commit (`-dirty`: the working tree had changes) it was measured on.",
+             "",
+             "`--official DIR` compares with the official ActionFormer release: `DIR` holds its `libs/modeling` "
+             "(and `libs/utils`). One way to make it: `pip download --no-deps actionformer==1.5.0`, unpack the "
+             "archive, and copy its `actionformer/modeling` and `actionformer/utils` to `DIR/libs/modeling` and "
+             "`DIR/libs/utils` (with an empty `DIR/libs/__init__.py`).",
              "", "What each benchmark measures:", ""]
     for name in names:
         data = results.get(name)
