@@ -5,7 +5,7 @@ import sys
 
 from ..core.errors import TadkitError
 from ..core.io import atomic_write_json
-from .output import print_metrics
+from .output import add_evaluation_inputs, print_metrics
 
 
 # -- eval ------------------------------------------------------------------------------
@@ -13,12 +13,7 @@ def _reg_eval(sub):
     p = sub.add_parser("eval", help="evaluate a predictions file (ActivityNet protocol)",
                        description="Detection mAP exactly as the ActivityNet reference evaluation, per tIoU and "
                                    "averaged, per-class AP and recall@k; --segmentation adds frame mAP.")
-    p.add_argument("--gt", required=True, help="annotation file (ActivityNet-style JSON)")
-    p.add_argument("--pred", required=True, help="predictions file (ActivityNet results JSON)")
-    p.add_argument("--subset", help="subset to evaluate (default: the one holding the predicted videos)")
-    p.add_argument("--tiou", default="activitynet",
-                   help="thresholds: a comma list (0.3,0.5,0.7), start:stop:step inclusive (0.3:0.7:0.1) or a "
-                        "preset: thumos14, activitynet, multithumos, charades, ego4d, epic (default activitynet)")
+    add_evaluation_inputs(p, "evaluate")
     p.add_argument("--out", help="write the metrics JSON here")
     p.add_argument("--segmentation", action="store_true", help="add Charades-style frame mAP")
     p.add_argument("--frames-per-video", type=int, default=25, help="frames sampled per video for --segmentation")

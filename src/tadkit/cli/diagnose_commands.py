@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import TadkitError
+from .output import add_evaluation_inputs
 
 
 def _reg_diagnose(sub):
@@ -13,12 +14,7 @@ def _reg_diagnose(sub):
                                    "1G..10G predictions and the average-mAP_N gain from removing each error type, "
                                    "the false-negative rate and the average-mAP_N per bin of coverage, length and "
                                    "number of instances. Writes OUT/diagnosis.json and the figures (PNG and SVG).")
-    p.add_argument("--gt", required=True, help="annotation file (ActivityNet-style JSON)")
-    p.add_argument("--pred", required=True, help="predictions file (ActivityNet results JSON)")
-    p.add_argument("--subset", help="subset to diagnose (default: the one holding the predicted videos)")
-    p.add_argument("--tiou", default="activitynet",
-                   help="thresholds: a comma list (0.3,0.5,0.7), start:stop:step inclusive (0.3:0.7:0.1) or a "
-                        "preset: thumos14, activitynet, multithumos, charades, ego4d, epic (default activitynet)")
+    add_evaluation_inputs(p, "diagnose")
     p.add_argument("--out", required=True, help="output directory (diagnosis.json and the figures)")
     p.add_argument("--bins", default="auto", choices=("auto", "activitynet", "thumos14", "quantile"),
                    help="bins of the characteristics: DETAD's ActivityNet or THUMOS14 sets, the data's quantiles, "

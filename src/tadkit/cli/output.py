@@ -29,6 +29,18 @@ def setup_logging() -> None:
         log.propagate = False
 
 
+TIOU_HELP = ("thresholds: a comma list (0.3,0.5,0.7), start:stop:step inclusive (0.3:0.7:0.1) or a preset: "
+             "thumos14, activitynet, multithumos, charades, ego4d, epic (default activitynet)")
+
+
+def add_evaluation_inputs(p, verb: str = "evaluate") -> None:
+    """--gt, --pred, --subset and --tiou, as ``tadkit eval`` and ``tadkit diagnose`` take them."""
+    p.add_argument("--gt", required=True, help="annotation file (ActivityNet-style JSON)")
+    p.add_argument("--pred", required=True, help="predictions file (ActivityNet results JSON)")
+    p.add_argument("--subset", help=f"subset to {verb} (default: the one holding the predicted videos)")
+    p.add_argument("--tiou", default="activitynet", help=TIOU_HELP)
+
+
 def print_metrics(m: dict) -> None:
     """The metrics of ``tadkit eval`` / ``train`` as a table, in percent."""
     head = f"subset {m['subset']!r}: {m['num_videos']} videos, {m['num_ground_truth']} ground truths, " \
