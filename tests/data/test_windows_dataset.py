@@ -230,3 +230,21 @@ def test_unknown_label_is_an_error_in_training_and_skipped_at_inference(tmp_path
     ds = VideoDataset(ann, store, "training", training=False, max_seq_len=1000, fps=10, feature_stride=2,
                       feature_window=4)
     assert ds.unknown_labels == 2 and ds[0]["labels"].tolist() == [0]
+
+
+def test_config_timing_that_contradicts_features_json_is_warned_about(tmp_path):
+    import json
+    import warnings
+    ann, _, _ = _dataset(tmp_path)
+    (tmp_path / "f" / "features.json").write_text(json.dumps({"feature_stride": 2, "feature_window": 16,
+                                                              "videos": {}}))
+    store = open_features(tmp_path / "f")
+    with pytest.warns(UserWarning, match=r"data.feature_window=4 \(features.json: 16\)"):
+        VideoDataset(ann, store, "training", training=True, max_seq_len=1000, fps=10, feature_stride=2,
+                     feature_window=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # the same timing, or the file's own: no warning
+        VideoDataset(ann, store, "training", training=True, max_seq_len=1000, fps=10, feature_stride=2,
+                     feature_window=16)
+        ds = VideoDataset(ann, store, "training", training=True, max_seq_len=1000, fps=10)
+    assert ds.entries[0].timing.window == 16

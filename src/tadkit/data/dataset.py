@@ -153,6 +153,12 @@ class VideoDataset(torch.utils.data.Dataset):
         self._class_set = set(annotations.classes)
         self.entries: list[VideoEntry] = []
         meta = getattr(features, "meta", None) or {}
+        differ = [f"data.{k}={mine:g} (features.json: {meta[k]:g})"
+                  for k, mine in (("feature_stride", feature_stride), ("feature_window", feature_window))
+                  if mine is not None and isinstance(meta.get(k), (int, float)) and float(meta[k]) != float(mine)]
+        if differ and training:      # once per run; the config wins, as documented, but it is likely a slip
+            warnings.warn(f"{', '.join(differ)}: the config's timing replaces the one the features were made "
+                          f"with; set those keys to null to use features.json", stacklevel=2)
         if feature_stride is None:
             feature_stride = meta.get("feature_stride", 1.0)
         if feature_window is None:
