@@ -51,15 +51,79 @@ def _interpolated_ap(prec: np.ndarray, rec: np.ndarray) -> float:
     return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
 
 
-def _group_rank(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each element, its group id (dense) and its rank within the group, in array order."""
-    uniq, inv = np.unique(keys, return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    counts = np.bincount(inv, minlength=len(uniq))
+def group_rank(keys: np.ndarray, n_groups: int) -> np.ndarray:
+    """Rank of each element among the elements of its group (``keys`` in 0..n_groups-1), in array order."""
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.empty(len(keys), dtype=np.int64)
     rank[order] = np.arange(len(keys)) - np.repeat(starts, counts)
-    return inv, rank
+    return rank
+
+
+def match_ground_truth(gt_video, gt_seg, gt_label, p_video, p_seg, p_label, tiou) -> np.ndarray:
+    """ActivityNet matching, recording the ground truth each true positive takes.
+
+    Predictions must come in visiting order (rank order within each class). Returns ``matched``
+    of shape ``(len(tiou), P)``: the index of the matched ground truth, or -1. All (class, video)
+    pairs are matched at once, round ``r`` handling the ``r``-th prediction of every pair.
+    """
+    tiou = np.asarray(tiou, dtype=np.float64)
+    T, P, K = len(tiou), len(p_video), len(gt_video)
+    matched = np.full((T, P), -1, dtype=np.int64)
+    if P == 0 or K == 0:
+        return matched
+    n_vid = int(max(gt_video.max(), p_video.max())) + 1
+    gkey = gt_label * n_vid + gt_video
+    keys, gid = np.unique(gkey, return_inverse=True)
+    gid = gid.reshape(-1)
+    NG = len(keys)
+    grank = group_rank(gid, NG)
+    maxg = int(grank.max()) + 1
+    pad_gt = np.full((NG, maxg), -1, dtype=np.int64)
+    pad_gt[gid, grank] = np.arange(K)
+    pad_seg = np.zeros((NG, maxg, 2))
+    pad_seg[gid, grank] = gt_seg
+    pad_valid = pad_gt >= 0
+
+    pkey = p_label * n_vid + p_video
+    pos = np.minimum(np.searchsorted(keys, pkey), NG - 1)
+    m = np.nonzero(keys[pos] == pkey)[0]
+    if len(m) == 0:
+        return matched
+    mg = pos[m]
+    mrank = group_rank(mg, NG)
+
+    iou = segment_iou_matched(p_seg[m][:, None, :], pad_seg[mg])            # (M, maxg); NaN where union is 0
+    valid = pad_valid[mg]
+    key = np.where(valid, np.where(np.isnan(iou), np.inf, iou), -np.inf)      # NaN sorts first, as in argsort[::-1]
+    visit = np.argsort(-key, axis=1, kind="stable")
+    key_sorted = np.take_along_axis(key, visit, axis=1)
+    # rows where two tIoUs that matter tie exactly: the reference's own argsort()[::-1] decides
+    rel = key_sorted[:, 1:] >= tiou.min()
+    for r in np.nonzero(np.any(rel & (key_sorted[:, 1:] == key_sorted[:, :-1]), axis=1))[0]:
+        n = int(valid[r].sum())
+        visit[r, :n] = iou[r, :n].argsort()[::-1]
+        visit[r, n:] = np.arange(n, maxg)
+        key_sorted[r] = key[r, visit[r]]
+    valid_sorted = np.take_along_axis(valid, visit, axis=1)
+
+    taken = np.zeros((T, NG, maxg), dtype=bool)
+    round_order = np.argsort(mrank, kind="stable")
+    round_bounds = np.concatenate([[0], np.cumsum(np.bincount(mrank))])
+    thr = tiou[:, None]
+    for r in range(len(round_bounds) - 1):
+        rows = round_order[round_bounds[r]:round_bounds[r + 1]]
+        g = mg[rows]
+        v = visit[rows]
+        free = ~taken[:, g[:, None], v] & valid_sorted[rows][None]            # (T, k, maxg)
+        first = free.argmax(axis=2)                                          # (T, k)
+        hit = free.any(axis=2) & (key_sorted[rows][np.arange(len(rows))[None, :], first] >= thr)
+        t_i, k_i = np.nonzero(hit)
+        col = v[k_i, first[t_i, k_i]]
+        taken[t_i, g[k_i], col] = True
+        matched[t_i, m[rows[k_i]]] = pad_gt[g[k_i], col]
+    return matched
 
 
 def match_detections(gt: DetectionTable, pred: DetectionTable, tiou: np.ndarray,
@@ -71,8 +135,7 @@ def match_detections(gt: DetectionTable, pred: DetectionTable, tiou: np.ndarray,
     arrangement; and per-class boundaries ``bounds`` (``bounds[c]:bounds[c+1]``).
     """
     tiou = np.asarray(tiou, dtype=np.float64)
-    n_thr = len(tiou)
-    # 1. Per class, the reference's own sort of that class's scores (file order in, ties as it breaks them).
+    # Per class, the reference's own sort of that class's scores (file order in, ties as it breaks them).
     by_class = np.argsort(pred.label, kind="stable")
     counts = np.bincount(pred.label, minlength=num_classes) if len(pred) else np.zeros(num_classes, int)
     bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -81,73 +144,9 @@ def match_detections(gt: DetectionTable, pred: DetectionTable, tiou: np.ndarray,
         idx = by_class[bounds[c]:bounds[c + 1]]
         class_orders.append(idx[pred.score[idx].argsort()[::-1]] if len(idx) else idx)
     order = np.concatenate(class_orders) if class_orders else np.zeros(0, dtype=np.int64)
-    P = len(order)
-    tp = np.zeros((n_thr, P), dtype=bool)
-    if P == 0 or len(gt) == 0:
-        return tp, class_orders, bounds
-
-    # 2. (class, video) groups of ground truth, each in file order.
-    n_vid = int(max(gt.video.max(initial=-1), pred.video.max(initial=-1))) + 1
-    gkey = gt.label.astype(np.int64) * n_vid + gt.video
-    gid, grank = _group_rank(gkey)
-    group_keys = np.unique(gkey)
-    G = len(group_keys)
-    gsize = np.bincount(gid, minlength=G)
-    maxg = int(gsize.max())
-    pad_seg = np.zeros((G, maxg, 2))
-    pad_valid = np.zeros((G, maxg), dtype=bool)
-    pad_seg[gid, grank] = gt.segments
-    pad_valid[gid, grank] = True
-
-    # 3. Predictions whose video has ground truth of their class.
-    pkey = pred.label[order].astype(np.int64) * n_vid + pred.video[order]
-    pos = np.searchsorted(group_keys, pkey)
-    pos_c = np.minimum(pos, G - 1)
-    has = group_keys[pos_c] == pkey
-    m = np.nonzero(has)[0]                      # positions in `order`
-    if len(m) == 0:
-        return tp, class_orders, bounds
-    mg = pos_c[m]                               # group of each matched prediction
-    _, mrank = _group_rank(mg)                  # rank within its group, in visiting order
-
-    # 4. tIoU with the group's ground truths, and each row's visiting order (descending tIoU).
-    pseg = pred.segments[order[m]]
-    iou = segment_iou_matched(pseg[:, None, :], pad_seg[mg])          # (M, maxg), NaN where union is 0
-    valid = pad_valid[mg]
-    key = np.where(np.isnan(iou), np.inf, iou)
-    key = np.where(valid, key, -np.inf)
-    visit = np.argsort(-key, axis=1, kind="stable")                   # (M, maxg)
-    key_sorted = np.take_along_axis(key, visit, axis=1)
-    # Rows where two relevant tIoUs tie: repeat the reference's argsort on the unpadded row.
-    relevant = key_sorted[:, 1:] >= tiou.min()
-    tie_rows = np.nonzero(np.any(relevant & (key_sorted[:, 1:] == key_sorted[:, :-1]), axis=1))[0]
-    for r in tie_rows:
-        n = gsize[mg[r]]
-        ref = iou[r, :n].argsort()[::-1]
-        visit[r, :n] = ref
-        visit[r, n:] = np.arange(n, maxg)
-        key_sorted[r] = key[r, visit[r]]
-    valid_sorted = np.take_along_axis(valid, visit, axis=1)
-
-    # 5. Rounds: the r-th prediction of every group at once, all thresholds at once.
-    taken = np.zeros((n_thr, G, maxg), dtype=bool)
-    round_order = np.argsort(mrank, kind="stable")
-    round_bounds = np.concatenate([[0], np.cumsum(np.bincount(mrank))])
-    thr = tiou[:, None]
-    for r in range(len(round_bounds) - 1):
-        rows = round_order[round_bounds[r]:round_bounds[r + 1]]
-        g = mg[rows]
-        v = visit[rows]                                                # (k, maxg)
-        busy = taken[:, g[:, None], v] | ~valid_sorted[rows][None]     # (n_thr, k, maxg)
-        free = ~busy
-        any_free = free.any(axis=2)
-        first = free.argmax(axis=2)                                    # (n_thr, k)
-        k_idx = np.arange(len(rows))[None, :]
-        hit = any_free & (key_sorted[rows][k_idx, first] >= thr)
-        tp[:, m[rows]] = hit
-        t_i, k_i = np.nonzero(hit)
-        taken[t_i, g[k_i], v[k_i, first[t_i, k_i]]] = True
-    return tp, class_orders, bounds
+    matched = match_ground_truth(gt.video, gt.segments, gt.label, pred.video[order], pred.segments[order],
+                                 pred.label[order], tiou)
+    return matched >= 0, class_orders, bounds
 
 
 def average_precision(gt: DetectionTable, pred: DetectionTable, tiou: np.ndarray,

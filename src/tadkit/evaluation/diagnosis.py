@@ -124,6 +124,7 @@ import numpy as np
 from ..core.errors import ConfigError, DataError
 from ..core.segments import segment_iou_matched
 from .api import _as_annotations, _as_predictions, choose_subset
+from .detection import group_rank, match_ground_truth
 from .tiou import parse_tiou
 
 ERROR_TYPES = ("true_positive", "double_detection", "wrong_label", "localization", "confusion", "background")
@@ -253,82 +254,6 @@ class _Case:
         self.n_videos = len(video_index)
 
 
-def _group_rank(keys: np.ndarray, n_groups: int) -> np.ndarray:
-    """Rank of each element among the elements of its group (``keys`` in 0..n_groups-1), in array order."""
-    order = np.argsort(keys, kind="stable")
-    counts = np.bincount(keys, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys)) - np.repeat(starts, counts)
-    return rank
-
-
-# ---------------------------------------------------------------------------------- matching
-def match_ground_truth(gt_video, gt_seg, gt_label, p_video, p_seg, p_label, tiou) -> np.ndarray:
-    """ActivityNet matching, recording the ground truth each true positive takes.
-
-    Predictions must come in visiting order (rank order within each class). Returns ``matched``
-    of shape ``(len(tiou), P)``: the index of the matched ground truth, or -1. All (class, video)
-    pairs are matched at once, round ``r`` handling the ``r``-th prediction of every pair.
-    """
-    tiou = np.asarray(tiou, dtype=np.float64)
-    T, P, K = len(tiou), len(p_video), len(gt_video)
-    matched = np.full((T, P), -1, dtype=np.int64)
-    if P == 0 or K == 0:
-        return matched
-    n_vid = int(max(gt_video.max(), p_video.max())) + 1
-    gkey = gt_label * n_vid + gt_video
-    keys, gid = np.unique(gkey, return_inverse=True)
-    gid = gid.reshape(-1)
-    NG = len(keys)
-    grank = _group_rank(gid, NG)
-    maxg = int(grank.max()) + 1
-    pad_gt = np.full((NG, maxg), -1, dtype=np.int64)
-    pad_gt[gid, grank] = np.arange(K)
-    pad_seg = np.zeros((NG, maxg, 2))
-    pad_seg[gid, grank] = gt_seg
-    pad_valid = pad_gt >= 0
-
-    pkey = p_label * n_vid + p_video
-    pos = np.minimum(np.searchsorted(keys, pkey), NG - 1)
-    m = np.nonzero(keys[pos] == pkey)[0]
-    if len(m) == 0:
-        return matched
-    mg = pos[m]
-    mrank = _group_rank(mg, NG)
-
-    iou = segment_iou_matched(p_seg[m][:, None, :], pad_seg[mg])            # (M, maxg); NaN where union is 0
-    valid = pad_valid[mg]
-    key = np.where(valid, np.where(np.isnan(iou), np.inf, iou), -np.inf)      # NaN sorts first, as in argsort[::-1]
-    visit = np.argsort(-key, axis=1, kind="stable")
-    key_sorted = np.take_along_axis(key, visit, axis=1)
-    # rows where two tIoUs that matter tie exactly: the reference's own argsort()[::-1] decides
-    rel = key_sorted[:, 1:] >= tiou.min()
-    for r in np.nonzero(np.any(rel & (key_sorted[:, 1:] == key_sorted[:, :-1]), axis=1))[0]:
-        n = int(valid[r].sum())
-        visit[r, :n] = iou[r, :n].argsort()[::-1]
-        visit[r, n:] = np.arange(n, maxg)
-        key_sorted[r] = key[r, visit[r]]
-    valid_sorted = np.take_along_axis(valid, visit, axis=1)
-
-    taken = np.zeros((T, NG, maxg), dtype=bool)
-    round_order = np.argsort(mrank, kind="stable")
-    round_bounds = np.concatenate([[0], np.cumsum(np.bincount(mrank))])
-    thr = tiou[:, None]
-    for r in range(len(round_bounds) - 1):
-        rows = round_order[round_bounds[r]:round_bounds[r + 1]]
-        g = mg[rows]
-        v = visit[rows]
-        free = ~taken[:, g[:, None], v] & valid_sorted[rows][None]            # (T, k, maxg)
-        first = free.argmax(axis=2)                                          # (T, k)
-        hit = free.any(axis=2) & (key_sorted[rows][np.arange(len(rows))[None, :], first] >= thr)
-        t_i, k_i = np.nonzero(hit)
-        col = v[k_i, first[t_i, k_i]]
-        taken[t_i, g[k_i], col] = True
-        matched[t_i, m[rows[k_i]]] = pad_gt[g[k_i], col]
-    return matched
-
-
 # ------------------------------------------------------------------------------ AP_N
 def normalized_ap(tp: np.ndarray, npos, G, keep: np.ndarray | None = None) -> np.ndarray:
     """AP_N along the last axis of ``tp`` (ranked true-positive flags), for every leading index.
@@ -373,7 +298,7 @@ def _best_overlap(case: _Case, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     in the video (the first in file order on ties), and whether the video has ground truth."""
     V = case.n_videos
     gv = case.gt_video
-    vrank = _group_rank(gv, V)
+    vrank = group_rank(gv, V)
     maxv = int(vrank.max()) + 1
     pad_seg = np.zeros((V, maxv, 2))
     pad_lab = np.full((V, maxv), -1, dtype=np.int64)
