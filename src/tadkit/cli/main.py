@@ -13,13 +13,15 @@ from ..core.errors import TadkitError
 from .data_commands import DATA_COMMANDS
 from .diagnose_commands import DIAGNOSE_COMMANDS
 from .engine_commands import ENGINE_COMMANDS
+from .fit_commands import FIT_COMMANDS
 from .report_commands import REPORT_COMMANDS
 from .video_commands import VIDEO_COMMANDS
 
 # the order of `tadkit --help`: the first hour first
-_ALL = DATA_COMMANDS | ENGINE_COMMANDS | VIDEO_COMMANDS | DIAGNOSE_COMMANDS | REPORT_COMMANDS
+_ALL = DATA_COMMANDS | ENGINE_COMMANDS | VIDEO_COMMANDS | DIAGNOSE_COMMANDS | REPORT_COMMANDS | FIT_COMMANDS
 COMMANDS: dict = {name: _ALL[name] for name in (
-    "demo", "train", "predict", "eval", "diagnose", "report", "weights", "extract", "detect", "convert", "synth")}
+    "demo", "fit", "train", "predict", "eval", "diagnose", "report", "weights", "extract", "detect", "convert",
+    "synth")}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,54 @@
+"""``tadkit fit``: videos and a label sheet to a trained detector; a ``register(subparsers)`` and a ``run(args)``."""
+from __future__ import annotations
+
+from ..core.errors import TadkitError
+
+
+def register(sub):
+    p = sub.add_parser(
+        "fit", help="videos + a label sheet -> features, config and a trained detector, in one command",
+        description="Check the label sheet against the videos (all problems on one line), split by video, write "
+                    "RUN_DIR/annotations.json, extract I3D features into RUN_DIR/features (resumable), choose a "
+                    "config from the data (RUN_DIR/config.yaml, commented), train, and print per-class AP and the "
+                    "tadkit detect command for new videos. key=value overrides apply last.")
+    p.add_argument("video_dir", help="folder of the videos the sheet names")
+    p.add_argument("labels", help="label sheet: CSV/TSV (video, start, end, label columns) or ActivityNet-style JSON")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--method", default="asl", help="detector: configs/<method>/custom.yaml (default asl)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of videos held out for validation, when the sheet has no subset column")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split")
+    p.add_argument("--drop-defects", action="store_true", help="drop defective rows instead of stopping")
+    p.add_argument("--weights", help="I3D checkpoint (default: the one `tadkit weights i3d` cached)")
+    p.add_argument("--short-side", type=int, default=256, help="frames resized to this short side")
+    p.add_argument("--crop", type=int, default=224, help="centre crop size")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=20")
+    p.parse_known_args = _overrides_anywhere(p)
+
+
+def _overrides_anywhere(p):
+    """``key=value`` after ``--out RUN_DIR`` is an override too (argparse fills ``nargs='*'`` positionals
+    with the first run of positionals only and leaves the rest unrecognised)."""
+    import argparse
+    base = argparse.ArgumentParser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extra = base(p, args, namespace)
+        moved = [a for a in extra if "=" in a and not a.startswith("-")]
+        ns.overrides = list(ns.overrides or []) + moved
+        return ns, [a for a in extra if a not in moved]
+    return parse_known_args
+
+
+def run(args):
+    from ..engine.fit import fit
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        raise TadkitError(f"{bad[0]!r} is not a key=value override", fix="write e.g. train.epochs=20")
+    fit(args.video_dir, args.labels, args.out, method=args.method, val_fraction=args.val_fraction, seed=args.seed,
+        drop_defects=args.drop_defects, overrides=args.overrides, weights=args.weights, short_side=args.short_side,
+        crop=args.crop)
+    return 0
+
+
+FIT_COMMANDS: dict = {"fit": (register, run)}

@@ -1,0 +1,227 @@
+"""``tadkit fit``: a folder of videos and a label sheet to a trained detector, in one command.
+
+Steps (:func:`fit`):
+
+1. Validate before writing anything: the output folder, the sheet (:mod:`tadkit.data.label_sheet`),
+   the videos it names (durations measured), the split by video, the method's config and the
+   ``key=value`` overrides. Every problem of the sheet is reported at once, on one line
+   (:class:`~tadkit.core.errors.DataError`, exit 2), unless ``drop_defects`` drops the defective
+   rows (and videos left without rows).
+2. ``RUN_DIR/annotations.json``: the sheet in tadkit's ActivityNet-style format, with each
+   video's duration and fps.
+3. ``RUN_DIR/features/``: I3D features of the sheet's videos (:func:`~tadkit.engine.extract.extract_features`;
+   resumable, so a rerun with the same settings reuses them).
+4. ``RUN_DIR/config.yaml``: ``configs/<method>/custom.yaml`` adapted to the data, then the
+   overrides. Comments at its top say what was chosen and why:
+
+   - ``model.max_seq_len``: the longest video in feature steps, rounded up to a multiple of
+     the detector's downsampling (``scale_factor ** branch_layers``: every pyramid level then
+     has an integer length; the one-stage models pad to it themselves);
+   - ``test.tiou``: ``thumos14`` (0.3:0.7) when actions are short relative to their videos (the
+     median action covers less than :data:`SHORT_ACTION` of its video, as in THUMOS14),
+     else ``activitynet`` (0.5:0.95, actions that fill much of the video);
+   - ``data.fps`` / ``feature_stride`` / ``feature_window`` null: ``features/features.json``
+     gives the timing.
+5. Train (:func:`tadkit.train`: checkpoints, ``predictions.json``, ``metrics.json``, ``report.html``).
+6. A summary: the average mAP, per-class AP, the classes with fewer than :data:`FEW_EXAMPLES`
+   training instances, and the ``tadkit detect`` command for new videos.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..core.errors import ConfigError, DataError
+
+__all__ = ["fit", "FitResult", "method_config", "SHORT_ACTION", "FEW_EXAMPLES"]
+
+SHORT_ACTION = 0.1      # median action length / video length below this: thumos14 tIoUs, else activitynet
+FEW_EXAMPLES = 3        # classes with fewer training instances are reported "too few to learn"
+_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    config: Path
+    checkpoint: Path | None
+    metrics: dict | None
+    per_class_ap: dict[str, float] = field(default_factory=dict)
+    too_few: dict[str, int] = field(default_factory=dict)
+    subsets: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    detect_command: str = ""
+    summary: str = ""
+
+
+def method_config(method: str) -> Path:
+    """``configs/<method>/custom.yaml`` of the source tree."""
+    p = _CONFIGS / method / "custom.yaml"
+    if not p.is_file():
+        known = sorted(d.name for d in _CONFIGS.iterdir() if (d / "custom.yaml").is_file()) if _CONFIGS.is_dir() else []
+        raise ConfigError(f"no config for method {method!r}", path=p,
+                          fix=f"use one of {', '.join(known)}" if known else "run from a tadkit source checkout")
+    return p
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return max(multiple, int(math.ceil(n / multiple)) * multiple)
+
+
+def _seq_multiple(params: dict) -> tuple[int, str]:
+    """The multiple ``max_seq_len`` is rounded to, and why."""
+    scale, branch = params.get("scale_factor"), params.get("branch_layers")
+    if isinstance(scale, int) and isinstance(branch, int) and scale >= 1 and branch >= 0:
+        return scale ** branch, f"a multiple of scale_factor**branch_layers = {scale}**{branch}"
+    return 32, "a multiple of 32"
+
+
+def _choose_tiou(ann: dict) -> tuple[str, str]:
+    ratios = [(a["segment"][1] - a["segment"][0]) / v["duration"]
+              for v in ann["database"].values() if v["duration"] > 0 for a in v["annotations"]]
+    if not ratios:
+        return "activitynet", "no actions to measure"
+    med = statistics.median(ratios)
+    preset = "thumos14" if med < SHORT_ACTION else "activitynet"
+    return preset, (f"the median action covers {med:.1%} of its video "
+                    f"({'<' if med < SHORT_ACTION else '>='} {SHORT_ACTION:.0%})")
+
+
+def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.2, seed: int = 0,
+        drop_defects: bool = False, overrides: Iterable[str] = (), weights=None, short_side: int | None = 256,
+        crop: int | None = 224, progress: bool = True, extract_model=None, echo=print) -> FitResult:
+    """Label sheet + videos -> annotations, features, config, trained detector (see the module docstring)."""
+    from .. import api
+    from ..core.io import atomic_write_json, atomic_write_text, check_output_dir, read_json
+    from ..data.label_sheet import (_video_id, apply_problems, check_against_videos, match_videos,
+                                    read_label_sheet, split_by_video, to_annotations, video_durations)
+    from ..data.video import probe_video
+    from .extract import extract_features
+
+    overrides = list(overrides)
+    # -- 1. validate: nothing is written before this passes ------------------------------------
+    run = check_output_dir(out, "--out")
+    if (run / "checkpoints" / "last.pt").exists():
+        raise ConfigError("--out already holds a trained run", path=run,
+                          fix="choose another --out (a run folder whose training did not finish is resumed: "
+                              "its features are reused)")
+    base = method_config(method)
+    api.load_config(base, overrides)                 # bad keys / values fail now, not after extraction
+    sheet = read_label_sheet(labels)
+    durations, _ = video_durations(sheet, video_dir)
+    problems = check_against_videos(sheet, video_dir, durations=durations)
+    sheet = apply_problems(sheet, problems, drop_defects=drop_defects)
+    notes: list[str] = []
+    if problems:
+        n = len(problems)
+        notes.append(f"--drop-defects: dropped the rows and videos of {n} problem{'s' if n > 1 else ''} "
+                     "in the label sheet")
+    if not sheet.labels:
+        raise DataError("the label sheet has no labelled action left", path=labels,
+                        fix="label at least one action (a class needs examples to be learnt)")
+    subsets = split_by_video(sheet, val_fraction=val_fraction, seed=seed)
+    if "training" not in subsets.values():
+        raise DataError("no training video: every video is in the validation or test subset", path=labels,
+                        fix="lower --val-fraction or put videos in the training subset")
+    files, _ = match_videos(sheet, video_dir)
+    ann = to_annotations(sheet, subsets, durations)
+    for v, f in files.items():
+        try:
+            ann["database"][_video_id(v)]["fps"] = float(probe_video(f).fps)
+        except DataError:
+            pass
+    ids = {_video_id(v): f.stem for v, f in files.items()}       # annotation id -> feature file id
+    for i, stem in ids.items():
+        if i != stem:
+            raise DataError(f"video {i!r} is the file {stem!r} under another name", path=labels,
+                            fix="write the file name (a.mp4) or its stem (a) in the video column")
+    test_subset = "validation" if "validation" in subsets.values() else (
+        "testing" if "testing" in subsets.values() else "training")
+    if test_subset != "validation":
+        notes.append(f"no validation video: evaluated on the {test_subset} subset")
+
+    # -- 2. annotations --------------------------------------------------------------------------
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run / "annotations.json", ann)
+
+    # -- 3. features (resumable) -----------------------------------------------------------------
+    feat_dir = run / "features"
+    res = extract_features(video_dir, weights, feat_dir, videos=sorted(ids.values()), short_side=short_side,
+                           crop=crop, progress=progress, model=extract_model)
+    if res.skipped:
+        notes.append(f"reused the features of {len(res.skipped)} videos already in {feat_dir}")
+    meta = read_json(feat_dir / "features.json", "features.json")
+    longest = max(int(meta["videos"][i]["num_features"]) for i in ids.values())
+
+    # -- 4. config -------------------------------------------------------------------------------
+    cfg0 = api.load_config(base, overrides)         # the user's architecture sets the multiple
+    multiple, why = _seq_multiple(cfg0.model.params)
+    seq = _round_up(longest, multiple)
+    tiou, tiou_why = _choose_tiou(ann)
+    chosen = [f"data.annotations={run / 'annotations.json'}", f"data.features={feat_dir}",
+              f"data.test_subset={test_subset}", "data.fps=null", "data.feature_stride=null",
+              "data.feature_window=null", f"model.max_seq_len={seq}", f"test.tiou={tiou}", f"output_dir={run}"]
+    cfg = api.load_config(base, chosen + overrides)
+    n_train = sum(s == "training" for s in subsets.values())
+    n_val = sum(s == test_subset for s in subsets.values()) if test_subset != "training" else 0
+    comments = [
+        f"tadkit fit: {method} on {len(ids)} videos of {labels} ({n_train} training, {n_val} {test_subset}; "
+        f"split by video, seed {seed})",
+        f"from {base}",
+        f"max_seq_len {seq}: the longest video has {longest} feature steps ({why})",
+        f"test.tiou {tiou}: {tiou_why}",
+        "data.fps, feature_stride, feature_window null: features/features.json gives the timing",
+        *notes,
+    ]
+    if overrides:
+        comments.append("then the overrides: " + " ".join(overrides))
+        if any(o.startswith("model.max_seq_len=") for o in overrides):
+            comments.append("(model.max_seq_len was overridden)")
+        if any(o.startswith("test.tiou=") for o in overrides):
+            comments.append("(test.tiou was overridden)")
+    header = "".join(f"# {c}\n" for c in comments)
+    cfg_path = run / "config.yaml"
+    atomic_write_text(cfg_path, header + cfg.to_yaml())
+
+    # -- 5. train --------------------------------------------------------------------------------
+    result = api.train(cfg)
+    atomic_write_text(cfg_path, header + cfg.to_yaml())      # the trainer writes its own, without comments
+
+    # -- 6. summary ------------------------------------------------------------------------------
+    ckpt = run / "checkpoints" / "best.pt"
+    if not ckpt.exists():
+        ckpt = run / "checkpoints" / "last.pt"
+    metrics = result.metrics
+    if metrics is None and (run / "metrics.json").exists():
+        metrics = read_json(run / "metrics.json", "metrics.json")
+    per_class = {}
+    if metrics:
+        per_class = {c: float(sum(v) / len(v)) for c, v in metrics.get("per_class_AP", {}).items() if v}
+    counts = {c: 0 for c in ann["classes"]}
+    for v in ann["database"].values():
+        if v["subset"] == "training":
+            for a in v["annotations"]:
+                counts[a["label"]] += 1
+    too_few = {c: n for c, n in counts.items() if n < FEW_EXAMPLES}
+    detect = f"tadkit detect VIDEO --config {cfg_path} --checkpoint {ckpt}"
+    lines = [f"tadkit fit: trained {cfg.model.name} in {run}"]
+    lines += [f"  note: {n}" for n in notes]
+    if metrics:
+        lines.append(f"average mAP ({test_subset}, tIoU {tiou}): {metrics.get('average_mAP', float('nan')):.4f}")
+        lines.append("per-class AP (averaged over tIoUs):")
+        lines += [f"  {c:<24} {ap:.4f}" + (f"   ({counts.get(c, 0)} training examples: too few to learn)"
+                                           if c in too_few else "") for c, ap in per_class.items()]
+    else:
+        lines.append(f"no metrics: the {test_subset} subset has no ground truth")
+    if too_few:
+        lines.append("too few to learn (< %d training examples): %s" % (
+            FEW_EXAMPLES, ", ".join(f"{c} ({n})" for c, n in too_few.items())))
+    lines.append(f"to detect actions in new videos:\n  {detect}")
+    summary = "\n".join(lines)
+    if echo is not None:
+        echo(summary)
+    return FitResult(run, cfg_path, ckpt if ckpt.exists() else None, metrics, per_class, too_few, subsets, notes,
+                     detect, summary)

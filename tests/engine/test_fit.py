@@ -1,0 +1,127 @@
+"""``tadkit fit``: label sheet + videos -> annotations, features, config, trained detector."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tadkit.core.errors import DataError
+
+TINY = ["model.embed_dim=16", "model.fpn_dim=16", "model.head_dim=16", "model.num_heads=2",
+        "model.branch_layers=2", "model.regression_ranges=[[0,4],[4,8],[8,10000]]",
+        "train.epochs=2", "train.warmup_epochs=1", "train.batch_size=2", "train.eval_every=1",
+        "train.progress=false", "train.cpu_amp=false"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from tadkit.data.synthetic_video import make_synthetic_videos
+    root = tmp_path_factory.mktemp("fit")
+    ann = make_synthetic_videos(root, videos=8, classes=2, frames=48, fps=10, size=32)
+    rows = [(f"{vid}.mp4", a["segment"][0], a["segment"][1], a["label"])
+            for vid, v in sorted(ann["database"].items()) for a in v["annotations"]]
+    return root, rows
+
+
+def _sheet(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "onset", "offset", "behavior"])
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_i3d():
+    import torch
+    from tadkit.models.backbones.i3d import build_i3d
+    torch.manual_seed(0)
+    return build_i3d(None, width=0.0625, final_endpoint="Mixed_5c")
+
+
+def _fit(root, sheet, out, model, **kw):
+    from tadkit.engine.fit import fit
+    return fit(root / "videos", sheet, out, short_side=32, crop=32, progress=False, extract_model=model,
+               overrides=TINY, echo=None, **kw)
+
+
+def test_fit_end_to_end(data, tiny_i3d, tmp_path):
+    root, rows = data
+    sheet = _sheet(tmp_path / "labels.csv", rows)
+    run = tmp_path / "run"
+    res = _fit(root, sheet, run, tiny_i3d)
+    for name in ("annotations.json", "config.yaml", "metrics.json", "predictions.json", "report.html"):
+        assert (run / name).is_file(), name
+    ann = json.loads((run / "annotations.json").read_text())
+    subsets = {v["subset"] for v in ann["database"].values()}
+    assert subsets == {"training", "validation"}
+    assert all(v.get("fps") == 10 for v in ann["database"].values())
+    assert ann["classes"] == sorted({r[3] for r in rows})
+    npys = sorted(p.stem for p in (run / "features").glob("*.npy"))
+    assert npys == sorted(ann["database"]) and len(npys) == 8
+    assert (run / "features" / "features.json").is_file()
+    text = (run / "config.yaml").read_text()
+    assert text.startswith("# tadkit fit:")
+    assert "# max_seq_len " in text and "feature steps" in text and "# test.tiou " in text
+    from tadkit import load_config
+    cfg = load_config(run / "config.yaml")
+    assert cfg.data.test_subset == "validation" and cfg.model.params["embed_dim"] == 16
+    # 48 frames / stride 4 = 12 steps, rounded up to 2**2
+    assert cfg.model.params["max_seq_len"] == 12
+    assert res.checkpoint is not None and res.checkpoint.is_file()
+    assert f"--checkpoint {res.checkpoint}" in res.detect_command
+    assert set(res.per_class_ap) <= set(ann["classes"])
+    # a finished run is not overwritten: refused before anything is written
+    from tadkit.core.errors import ConfigError
+    before = (run / "annotations.json").stat().st_mtime_ns
+    with pytest.raises(ConfigError, match="already holds a trained run"):
+        _fit(root, sheet, run, tiny_i3d)
+    assert (run / "annotations.json").stat().st_mtime_ns == before
+    # a run whose training did not finish is redone, reusing the features
+    import shutil
+    shutil.rmtree(run / "checkpoints")
+    res2 = _fit(root, sheet, run, tiny_i3d)
+    assert any("reused the features of 8 videos" in n for n in res2.notes)
+
+
+def test_fit_defects_one_line_and_nothing_written(data, tiny_i3d, tmp_path):
+    root, rows = data
+    bad = rows + [(rows[0][0], 1.0, 99.0, rows[0][3]), ("missing.mp4", 0.0, 1.0, rows[0][3])]
+    sheet = _sheet(tmp_path / "labels.csv", bad)
+    run = tmp_path / "run"
+    with pytest.raises(DataError) as e:
+        _fit(root, sheet, run, tiny_i3d)
+    msg = e.value.one_line()
+    assert "\n" not in msg and "2 problems" in msg
+    assert f"line {len(rows) + 2}" in msg and f"line {len(rows) + 3}" in msg
+    assert not run.exists()
+
+
+def test_fit_drop_defects_proceeds(data, tiny_i3d, tmp_path):
+    root, rows = data
+    bad = rows + [(rows[0][0], 1.0, 99.0, rows[0][3]), ("missing.mp4", 0.0, 1.0, rows[0][3])]
+    sheet = _sheet(tmp_path / "labels.csv", bad)
+    run = tmp_path / "run"
+    res = _fit(root, sheet, run, tiny_i3d, drop_defects=True)
+    assert (run / "metrics.json").is_file()
+    assert len(json.loads((run / "annotations.json").read_text())["database"]) == 8
+    assert any("dropped" in n for n in res.notes)
+
+
+def test_fit_cli_bad_override_exit_2(data, tmp_path, capsys):
+    from tadkit.cli import main as m
+    from tadkit.cli.fit_commands import FIT_COMMANDS
+    root, rows = data
+    sheet = _sheet(tmp_path / "labels.csv", rows)
+    old = dict(m.COMMANDS)
+    m.COMMANDS.update(FIT_COMMANDS)
+    try:
+        code = m.main(["fit", str(root / "videos"), str(sheet), "--out", str(tmp_path / "run"), "model.nokey=1"])
+    finally:
+        m.COMMANDS.clear()
+        m.COMMANDS.update(old)
+    assert code == 2
+    assert not (tmp_path / "run").exists()
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
