@@ -71,7 +71,7 @@ def test_fit_end_to_end(data, tiny_i3d, tmp_path):
     # 48 frames / stride 4 = 12 steps, rounded up to 2**2
     assert cfg.model.params["max_seq_len"] == 12
     assert res.checkpoint is not None and res.checkpoint.is_file()
-    assert f"--checkpoint {res.checkpoint}" in res.detect_command
+    assert res.detect_command.endswith(f"--run {run}")
     assert set(res.per_class_ap) <= set(ann["classes"])
     # a finished run is not overwritten: refused before anything is written
     from tadkit.core.errors import ConfigError
@@ -125,3 +125,34 @@ def test_fit_cli_bad_override_exit_2(data, tmp_path, capsys):
     assert code == 2
     assert not (tmp_path / "run").exists()
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_detect_with_the_run_writes_json_and_csv_in_the_sheets_columns(data, tiny_i3d, tmp_path, monkeypatch,
+                                                                      capsys):
+    import tadkit.models.backbones.i3d as i3d
+    from tadkit.cli.main import main
+    root, rows = data
+    sheet = _sheet(tmp_path / "labels.csv", rows)
+    run = tmp_path / "run"
+    _fit(root, sheet, run, tiny_i3d)
+    monkeypatch.setattr(i3d, "build_i3d", lambda *a, **k: tiny_i3d)      # the run's (tiny, random) backbone
+    videos = sorted((root / "videos").glob("*.mp4"))[:2]
+    out = tmp_path / "dets"
+    code = main(["detect", *map(str, videos), "--run", str(run), "--out", str(out), "--weights", str(sheet),
+                 "test.min_score=0.0"])
+    assert code == 0, capsys.readouterr().err
+    for v in videos:
+        got = json.loads((out / f"{v.stem}_detections.json").read_text())["results"][v.stem]
+        with open(out / f"{v.stem}_detections.csv", newline="") as f:
+            table = list(csv.reader(f))
+        assert table[0] == ["file", "onset", "offset", "behavior", "score"]    # the sheet's own names
+        assert len(table) - 1 == len(got) > 0
+        for row, d in zip(table[1:], got):
+            assert row[0] == v.name and row[3] == d["label"]
+            assert float(row[1]) == pytest.approx(d["segment"][0], abs=1e-3)
+            assert float(row[2]) == pytest.approx(d["segment"][1], abs=1e-3)
+            assert float(row[4]) == pytest.approx(d["score"], abs=1e-6)
+        assert (out / f"{v.stem}_detections.png").is_file()
+    # not a run folder: one line, exit 2
+    code = main(["detect", str(videos[0]), "--run", str(tmp_path), "--out", str(out)])
+    assert code == 2 and "config.yaml" in capsys.readouterr().err

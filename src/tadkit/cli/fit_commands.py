@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..core.errors import TadkitError
+from .output import overrides_anywhere
 
 
 def register(sub):
@@ -23,21 +24,7 @@ def register(sub):
     p.add_argument("--short-side", type=int, default=256, help="frames resized to this short side")
     p.add_argument("--crop", type=int, default=224, help="centre crop size")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=20")
-    p.parse_known_args = _overrides_anywhere(p)
-
-
-def _overrides_anywhere(p):
-    """``key=value`` after ``--out RUN_DIR`` is an override too (argparse fills ``nargs='*'`` positionals
-    with the first run of positionals only and leaves the rest unrecognised)."""
-    import argparse
-    base = argparse.ArgumentParser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        ns, extra = base(p, args, namespace)
-        moved = [a for a in extra if "=" in a and not a.startswith("-")]
-        ns.overrides = list(ns.overrides or []) + moved
-        return ns, [a for a in extra if a not in moved]
-    return parse_known_args
+    p.parse_known_args = overrides_anywhere(p)
 
 
 def run(args):

@@ -54,3 +54,17 @@ def print_metrics(m: dict) -> None:
     if "segmentation_mAP" in m:
         print(f"segmentation mAP ({m['frames_per_video']} frames per video): {100 * m['segmentation_mAP']:.2f}")
     print("(percent; metrics files hold fractions)")
+
+
+def overrides_anywhere(p):
+    """``key=value`` after ``--out RUN_DIR`` is an override too (argparse fills ``nargs='*'`` positionals
+    with the first run of positionals only and leaves the rest unrecognised)."""
+    import argparse
+    base = argparse.ArgumentParser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extra = base(p, args, namespace)
+        moved = [a for a in extra if "=" in a and not a.startswith("-")]
+        ns.overrides = list(getattr(ns, "overrides", None) or []) + moved
+        return ns, [a for a in extra if a not in moved]
+    return parse_known_args

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .output import setup_logging
+from .output import overrides_anywhere, setup_logging
 
 
 # -- weights ---------------------------------------------------------------------------
@@ -75,43 +75,75 @@ def _run_extract(args):
 
 # -- detect ----------------------------------------------------------------------------
 def _reg_detect(sub):
-    p = sub.add_parser("detect", help="detect actions in one video file with a trained checkpoint",
-                       description="Decode VIDEO, make its features (I3D with --weights, as tadkit extract did "
-                                   "for training; end-to-end checkpoints read the frames themselves), run the "
+    p = sub.add_parser("detect", help="detect actions in video files with a trained run or checkpoint",
+                       description="Decode each VIDEO, make its features (I3D, as tadkit extract did for "
+                                   "training; end-to-end checkpoints read the frames themselves), run the "
                                    "checkpoint over sliding windows with the config's post-processing, print "
                                    "the detections and write them as ActivityNet results JSON plus a timeline "
-                                   "picture.")
-    p.add_argument("video", help="video file")
-    p.add_argument("--config", required=True, help="the run's config (OUTPUT_DIR/config.yaml)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file (OUTPUT_DIR/checkpoints/best.pt)")
+                                   "picture. With --run RUN_DIR (a tadkit fit or train folder): its config and "
+                                   "best checkpoint, and per video <video>_detections.json, .csv (the run's "
+                                   "label-sheet columns plus score) and .png beside the video or in --out DIR.")
+    p.add_argument("video", nargs="+", help="video file(s); KEY=VALUE config overrides may follow")
+    p.add_argument("--run", help="a tadkit fit / train output folder (instead of --config and --checkpoint)")
+    p.add_argument("--config", help="the run's config (OUTPUT_DIR/config.yaml)")
+    p.add_argument("--checkpoint", help="checkpoint file (OUTPUT_DIR/checkpoints/best.pt)")
     p.add_argument("--weights", help="I3D weights used for the training features (feature-based checkpoints; "
                                       "default: the file `tadkit weights i3d` cached)")
-    p.add_argument("--out", help="detections JSON to write (default VIDEO_ID_detections.json)")
-    p.add_argument("--picture", help="timeline picture to write (default: beside --out, .png)")
+    p.add_argument("--out", help="without --run: the detections JSON (default VIDEO_ID_detections.json); "
+                                 "with --run: the folder for each video's files (default: beside the video)")
+    p.add_argument("--picture", help="timeline picture to write (default: beside --out, .png; not with --run)")
     p.add_argument("--top", type=int, default=20, help="rows of the printed table (20)")
     p.add_argument("--min-score", type=float, default=0.0, help="leave detections below this out of the table")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: the GPU when present")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. test.nms=hard")
+    p.set_defaults(overrides=[])
+    p.parse_known_args = overrides_anywhere(p)     # KEY=VALUE after the options too
+
+
+def _print_table(vid: str, results: dict, args) -> None:
+    all_dets = results["results"].get(vid, [])
+    dets = [d for d in all_dets if d["score"] >= args.min_score]
+    print(f"{vid}: {len(all_dets)} detections")
+    print(f"{'start':>9} {'end':>9}  {'score':>6}  label")
+    for d in dets[:args.top]:
+        s, e = d["segment"]
+        print(f"{s:9.2f} {e:9.2f}  {d['score']:6.3f}  {d['label']}")
 
 
 def _run_detect(args):
     from pathlib import Path
 
     from ..config import load_config
-    from ..engine.detect import detect
+    from ..core.errors import ConfigError
+    from ..engine.detect import detect, detect_run
     setup_logging()
-    cfg = load_config(args.config, args.overrides)
-    vid = Path(args.video).stem
+    videos = [v for v in args.video if "=" not in v]
+    overrides = [v for v in args.video if "=" in v] + list(args.overrides)
+    if not videos:
+        raise ConfigError("no video given", fix="tadkit detect VIDEO --run RUN_DIR")
+    if args.run:
+        if args.config or args.checkpoint or args.picture:
+            raise ConfigError("--run takes the config and checkpoint from the run folder",
+                              fix="pass --run alone, or --config and --checkpoint without it")
+        done = detect_run(args.run, videos, out_dir=args.out, weights=args.weights, device=args.device,
+                          overrides=overrides)
+        for video, results in done.items():
+            _print_table(Path(video).stem, results, args)
+            base = (Path(args.out) if args.out else Path(video).parent) / f"{Path(video).stem}_detections"
+            print(f"detections: {base}.json, {base}.csv\ntimeline: {base}.png")
+        return 0
+    if not args.config or not args.checkpoint:
+        raise ConfigError("give --run RUN_DIR, or --config and --checkpoint",
+                          fix="e.g. tadkit detect VIDEO --run runs/x")
+    if len(videos) > 1:
+        raise ConfigError("several videos need --run (one folder of outputs per video)",
+                          fix="pass --run RUN_DIR, or one video at a time")
+    cfg = load_config(args.config, overrides)
+    vid = Path(videos[0]).stem
     out = Path(args.out) if args.out else Path(f"{vid}_detections.json")
     picture = Path(args.picture) if args.picture else out.with_suffix(".png")
-    results = detect(cfg, args.checkpoint, args.video, weights=args.weights, out=out, picture=picture,
+    results = detect(cfg, args.checkpoint, videos[0], weights=args.weights, out=out, picture=picture,
                      device=args.device)
-    dets = [d for d in results["results"].get(vid, []) if d["score"] >= args.min_score]
-    print(f"{vid}: {len(results['results'].get(vid, []))} detections")
-    print(f"{'start':>9} {'end':>9}  {'score':>6}  label")
-    for d in dets[:args.top]:
-        s, e = d["segment"]
-        print(f"{s:9.2f} {e:9.2f}  {d['score']:6.3f}  {d['label']}")
+    _print_table(vid, results, args)
     print(f"detections: {out}\ntimeline: {picture}")
     return 0
 

@@ -27,7 +27,7 @@ from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, l
 from .distributed import DistContext, resolve_device
 from .inference import detections_per_video, predict_windows, results_dict
 
-__all__ = ["detect", "extraction_settings"]
+__all__ = ["detect", "detect_run", "extraction_settings", "write_detections_csv"]
 
 _DEFAULTS = {"fps": None, "feature_stride": 4, "feature_window": 16, "short_side": 256, "crop": 224,
              "endpoint": "Mixed_5c"}
@@ -120,3 +120,59 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
                       min_score=0.1)
     return results
 
+
+
+def write_detections_csv(path, video_name: str, detections: list[dict], fmt: dict | None = None) -> None:
+    """Detections as a label sheet: the run's column names (``video, start, end, label`` by default) plus ``score``."""
+    import csv
+    import io
+    fmt = fmt or {}
+    cols = {"video": "video", "start": "start", "end": "end", "label": "label", **fmt.get("columns", {})}
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=fmt.get("delimiter", ","), lineterminator="\n")
+    w.writerow([cols["video"], cols["start"], cols["end"], cols["label"], "score"])
+    for d in detections:
+        s, e = d["segment"]
+        w.writerow([video_name, f"{s:.3f}", f"{e:.3f}", d["label"], f"{d['score']:.6f}"])
+    from ..core.io import atomic_write_text
+    atomic_write_text(path, buf.getvalue())
+
+
+def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "auto", overrides=(),
+               progress: bool = True) -> dict[str, dict]:
+    """``tadkit detect VIDEO... --run RUN_DIR``: each video through a ``tadkit fit`` (or ``train``) run.
+
+    Uses the run's ``config.yaml`` and its best checkpoint (else ``last.pt``); writes, per video,
+    ``<video>_detections.json`` (ActivityNet results), ``.csv`` (the run's label-sheet column names
+    plus ``score``; ``video, start, end, label, score`` for a run without a sheet) and ``.png``
+    (a timeline), beside the video or into ``out_dir``.
+    """
+    from ..config import load_config
+    from ..core.io import check_output_dir, read_json
+    from .fit import LABEL_FORMAT
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise ConfigError("not a run folder (no config.yaml)", path=run,
+                          fix="pass the RUN_DIR of `tadkit fit` or the output_dir of `tadkit train`")
+    ckpt = next((c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()), None)
+    if ckpt is None:
+        raise CheckpointError("the run has no checkpoint (checkpoints/best.pt or last.pt)", path=run,
+                              fix="finish its training first (tadkit train ... --resume)")
+    fmt = read_json(run / LABEL_FORMAT, "label sheet format") if (run / LABEL_FORMAT).is_file() else {}
+    cfg = load_config(run / "config.yaml", list(overrides))
+    videos = [Path(v) for v in videos]
+    for v in videos:
+        if not v.is_file():
+            raise ConfigError("video not found", path=v, fix="check the path")
+    if out_dir is not None:
+        check_output_dir(out_dir, "--out")
+    done = {}
+    for v in videos:
+        folder = Path(out_dir) if out_dir is not None else v.parent
+        base = folder / f"{v.stem}_detections"
+        results = detect(cfg, ckpt, v, weights=weights, out=base.with_suffix(".json"),
+                         picture=base.with_suffix(".png"), device=device, progress=progress)
+        name = v.name if fmt.get("video_with_suffix", True) else v.stem
+        write_detections_csv(base.with_suffix(".csv"), name, results["results"].get(v.stem, []), fmt)
+        done[str(v)] = results
+    return done

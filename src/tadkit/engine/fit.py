@@ -36,11 +36,20 @@ from typing import Iterable
 
 from ..core.errors import ConfigError, DataError
 
-__all__ = ["fit", "FitResult", "method_config", "SHORT_ACTION", "FEW_EXAMPLES"]
+__all__ = ["fit", "FitResult", "method_config", "label_format", "SHORT_ACTION", "FEW_EXAMPLES", "LABEL_FORMAT"]
 
 SHORT_ACTION = 0.1      # median action length / video length below this: thumos14 tIoUs, else activitynet
 FEW_EXAMPLES = 3        # classes with fewer training instances are reported "too few to learn"
 _CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+LABEL_FORMAT = "label_sheet.json"   # the sheet's column names and delimiter, for detections written back
+
+
+def label_format(sheet) -> dict:
+    """The sheet's column names (video, start, end, label), delimiter and whether videos carry a suffix."""
+    cols = {k: sheet.columns.get(k, k) for k in ("video", "start", "end", "label")}
+    delimiter = sheet.delimiter if sheet.format in ("csv", "tsv") and sheet.delimiter else ","
+    with_suffix = any(Path(r.video).suffix for r in sheet.rows)
+    return {"columns": cols, "delimiter": delimiter, "video_with_suffix": with_suffix, "format": sheet.format}
 
 
 @dataclass
@@ -146,6 +155,7 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
     # -- 2. annotations --------------------------------------------------------------------------
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "annotations.json", ann)
+    atomic_write_json(run / LABEL_FORMAT, label_format(sheet))    # how `tadkit detect --run` writes its CSV
 
     # -- 3. features (resumable) -----------------------------------------------------------------
     feat_dir = run / "features"
@@ -206,7 +216,7 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
             for a in v["annotations"]:
                 counts[a["label"]] += 1
     too_few = {c: n for c, n in counts.items() if n < FEW_EXAMPLES}
-    detect = f"tadkit detect VIDEO --config {cfg_path} --checkpoint {ckpt}"
+    detect = f"tadkit detect VIDEO... --run {run}"
     lines = [f"tadkit fit: trained {cfg.model.name} in {run}"]
     lines += [f"  note: {n}" for n in notes]
     if metrics:
