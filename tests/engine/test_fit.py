@@ -10,7 +10,6 @@ import pytest
 from tadkit.core.errors import DataError
 
 TINY = ["model.embed_dim=16", "model.fpn_dim=16", "model.head_dim=16", "model.num_heads=2",
-        "model.branch_layers=2", "model.regression_ranges=[[0,4],[4,8],[8,10000]]",
         "train.epochs=2", "train.warmup_epochs=1", "train.batch_size=2", "train.eval_every=1",
         "train.progress=false", "train.cpu_amp=false"]
 
@@ -68,7 +67,11 @@ def test_fit_end_to_end(data, tiny_i3d, tmp_path):
     from tadkit import load_config
     cfg = load_config(run / "config.yaml")
     assert cfg.data.test_subset == "validation" and cfg.model.params["embed_dim"] == 16
-    # 48 frames / stride 4 = 12 steps, rounded up to 2**2
+    # actions of 0.9-1.5 s at 10 fps / stride 4 = 2.25-3.75 steps, all on level 0 ([0, 4]): that level and
+    # one above; 48 frames / stride 4 = 12 steps, rounded up to a multiple of 2**1
+    assert cfg.model.params["branch_layers"] == 1
+    assert cfg.model.params["regression_ranges"] == [[0, 4], [4, 10000]]
+    assert "# branch_layers / regression_ranges: 2 pyramid levels of 6" in text
     assert cfg.model.params["max_seq_len"] == 12
     assert res.checkpoint is not None and res.checkpoint.is_file()
     assert res.detect_command.endswith(f"--run {run}")
@@ -156,3 +159,27 @@ def test_detect_with_the_run_writes_json_and_csv_in_the_sheets_columns(data, tin
     # not a run folder: one line, exit 2
     code = main(["detect", str(videos[0]), "--run", str(tmp_path), "--out", str(out)])
     assert code == 2 and "config.yaml" in capsys.readouterr().err
+
+
+RANGES = [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]
+
+
+@pytest.mark.parametrize("steps, longest, levels, why", [
+    ([2.0, 5.0, 7.9], 2304, 3, "longest action's level"),      # longest action on level 1: levels 0-2
+    ([3.0, 20.0], 2304, 5, "longest action's level"),           # level 3: levels 0-4
+    ([3.0, 100.0], 2304, None, None),                           # the top level is used: unchanged
+    ([3.0, 100.0], 12, 3, "under 2 steps"),                     # 12 steps: strides 1, 2, 4 (a stride 8 level: 1.5)
+    ([1.0], 2304, 2, "longest action's level"),                 # at least two levels
+])
+def test_choose_levels_by_hand(steps, longest, levels, why):
+    from tadkit.engine.fit import _choose_levels
+    got = _choose_levels({"branch_layers": 5, "regression_ranges": RANGES, "scale_factor": 2}, steps, longest)
+    if levels is None:
+        assert got is None
+        return
+    opts, text = got
+    assert opts["branch_layers"] == levels - 1
+    assert opts["regression_ranges"] == RANGES[:levels - 1] + [[RANGES[levels - 1][0], 10000]]
+    assert why in text
+    # methods without regression ranges (set-prediction detectors) are left alone
+    assert _choose_levels({"num_queries": 40}, steps, longest) is None

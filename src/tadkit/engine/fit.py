@@ -17,6 +17,10 @@ Steps (:func:`fit`):
    - ``model.max_seq_len``: the longest video in feature steps, rounded up to a multiple of
      the detector's downsampling (``scale_factor ** branch_layers``: every pyramid level then
      has an integer length; the one-stage models pad to it themselves);
+   - ``model.branch_layers`` / ``regression_ranges`` (one-stage detectors, unless overridden): the
+     config's stride-tied ranges cut to the levels the data uses (:func:`_choose_levels`: the
+     longest training action's level plus one, no level under two steps of the longest video, at
+     least two), the top range left open-ended; the action lengths and per-level counts are noted;
    - ``test.tiou``: ``thumos14`` (0.3:0.7) when actions are short relative to their videos (the
      median action covers less than :data:`SHORT_ACTION` of its video, as in THUMOS14),
      else ``activitynet`` (0.5:0.95, actions that fill much of the video);
@@ -28,6 +32,7 @@ Steps (:func:`fit`):
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -86,6 +91,40 @@ def _seq_multiple(params: dict) -> tuple[int, str]:
     if isinstance(scale, int) and isinstance(branch, int) and scale >= 1 and branch >= 0:
         return scale ** branch, f"a multiple of scale_factor**branch_layers = {scale}**{branch}"
     return 32, "a multiple of 32"
+
+
+def _choose_levels(params: dict, action_steps: list[float], longest: int) -> tuple[dict, str] | None:
+    """Fewer pyramid levels when the top ones would be idle: the level of the longest training action
+    plus one level of headroom, and no level coarser than half the longest video (so every level has at
+    least two steps); at least two levels. Returns the new ``branch_layers`` / ``regression_ranges`` and
+    why, or None when the method has no regression ranges or nothing changes. The ranges keep the config's
+    values (tied to each level's stride); the new top level stays open-ended."""
+    ranges, branch = params.get("regression_ranges"), params.get("branch_layers")
+    scale = params.get("scale_factor", 2)
+    if not ranges or not isinstance(branch, int) or len(ranges) != branch + 1 or not action_steps:
+        return None
+    scale = scale if isinstance(scale, int) and scale >= 2 else 2
+    k0 = len(ranges)
+    counts = [0] * k0
+    for n in action_steps:
+        counts[next((i for i, (lo, hi) in enumerate(ranges) if lo <= n < hi), k0 - 1)] += 1
+    top_action = max(i for i, c in enumerate(counts) if c)
+    by_video = 1 + max(0, int(math.floor(math.log(max(longest, 1) / 2, scale) + 1e-9)))
+    k = max(2, min(k0, top_action + 2, by_video))
+    lengths = sorted(action_steps)
+    seen = (f"training actions last {lengths[0]:.1f}-{lengths[-1]:.1f} feature steps (median "
+            f"{statistics.median(lengths):.1f}); per level of {ranges}: {counts}")
+    if k >= k0:
+        return None
+    new = [list(r) for r in ranges[:k]]
+    new[-1][1] = ranges[-1][1]
+    reasons = []
+    if k == top_action + 2:
+        reasons.append("the longest action's level and one above")
+    if k == by_video:
+        reasons.append(f"a level of stride {scale ** k} would have under 2 steps of the longest video ({longest})")
+    return ({"branch_layers": k - 1, "regression_ranges": new},
+            f"{k} pyramid levels of {k0} ({'; '.join(reasons) or 'at least two'}): {seen}")
 
 
 def _choose_tiou(ann: dict) -> tuple[str, str]:
@@ -168,12 +207,28 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
 
     # -- 4. config -------------------------------------------------------------------------------
     cfg0 = api.load_config(base, overrides)         # the user's architecture sets the multiple
-    multiple, why = _seq_multiple(cfg0.model.params)
+    params = dict(cfg0.model.params)
+    level_keys = ("model.branch_layers=", "model.regression_ranges=", "model.scale_factor=")
+    levels = None
+    if not any(o.startswith(level_keys) for o in overrides):
+        steps = []                                   # training actions in feature steps
+        for i, v in ann["database"].items():
+            if v["subset"] == "training" and v["duration"] > 0:
+                rate = int(meta["videos"][ids[i]]["num_features"]) / float(v["duration"])
+                steps += [(a["segment"][1] - a["segment"][0]) * rate for a in v["annotations"]]
+        levels = _choose_levels(params, steps, longest)
+    level_opts = []
+    if levels is not None:
+        params.update(levels[0])
+        level_opts = [f"model.branch_layers={levels[0]['branch_layers']}",
+                      f"model.regression_ranges={json.dumps(levels[0]['regression_ranges'])}"]
+    multiple, why = _seq_multiple(params)
     seq = _round_up(longest, multiple)
     tiou, tiou_why = _choose_tiou(ann)
     chosen = [f"data.annotations={run / 'annotations.json'}", f"data.features={feat_dir}",
               f"data.test_subset={test_subset}", "data.fps=null", "data.feature_stride=null",
-              "data.feature_window=null", f"model.max_seq_len={seq}", f"test.tiou={tiou}", f"output_dir={run}"]
+              "data.feature_window=null", *level_opts, f"model.max_seq_len={seq}", f"test.tiou={tiou}",
+              f"output_dir={run}"]
     cfg = api.load_config(base, chosen + overrides)
     n_train = sum(s == "training" for s in subsets.values())
     n_val = sum(s == test_subset for s in subsets.values()) if test_subset != "training" else 0
@@ -183,6 +238,7 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
         f"from {base}",
         f"max_seq_len {seq}: the longest video has {longest} feature steps ({why})",
         f"test.tiou {tiou}: {tiou_why}",
+        *([f"branch_layers / regression_ranges: {levels[1]}"] if levels is not None else []),
         "data.fps, feature_stride, feature_window null: features/features.json gives the timing",
         *notes,
     ]
