@@ -67,6 +67,9 @@ def _run_extract(args):
     r = extract_features(args.video_dir, args.weights, args.out, fps=args.fps, stride=args.stride,
                          window=args.window, short_side=args.short_side, crop=args.crop, batch_size=args.batch_size,
                          videos=args.videos, device=args.device, amp=args.amp, progress=not args.no_progress)
+    import os
+    if os.environ.get("RANK", "0") != "0":      # under torchrun: rank 0 speaks for all
+        return 0
     rate = f", {r.frames / r.seconds:.1f} frames/s" if r.seconds > 0 and r.frames else ""
     print(f"extracted {len(r.extracted)} videos ({r.frames} frames in {r.seconds:.1f} s{rate}); "
           f"{len(r.skipped)} already there -> {r.out_dir}", file=sys.stdout)

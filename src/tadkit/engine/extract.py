@@ -18,12 +18,20 @@ leaves no file; a video whose ``.npy`` exists is skipped. A directory extracted 
 is refused rather than mixed. Unreadable videos do not stop the others: each is reported on one
 line, and the run ends with a :class:`~tadkit.core.errors.DataError` (exit 2) naming them.
 
+Several processes: under ``torchrun --nproc_per_node N [--nnodes M ...] -m tadkit extract ...`` the
+videos still to do are dealt out round-robin (sorted by id), each process on its own device
+(``LOCAL_RANK``'s GPU, or the CPU). Rank 0 checks the folder and its settings and holds its lock;
+each process records a finished video in ``FEATURE_DIR/.parts/<video_id>.json`` beside its ``.npy``
+(so a killed run resumes video by video, with any number of processes), and rank 0 writes
+``features.json`` once, at the end, from all of them. The features are those of one process.
+
 Decoding runs in a background thread while the backbone computes, so on a GPU the backbone, not
 the decoder, sets the pace (``benchmarks/extract_speed.py`` measures both).
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -38,7 +46,7 @@ from ..core.errors import DataError, TadkitError
 from ..core.io import OutputLock, atomic_path, atomic_write_json, check_output_dir, remove_stale_temporaries
 from ..data.features import FEATURES_META, read_features_meta
 from ..data.frames import list_videos
-from .distributed import resolve_device
+from .distributed import DistContext, DistributedError, init_distributed, resolve_device
 
 __all__ = ["extract_features", "extract_video", "ExtractResult", "to_model_input"]
 
@@ -185,6 +193,14 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
     found = list_videos(video_dir, videos)
     out = Path(out_dir)
     check_output_dir(out, "--out")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:       # under torchrun: the videos dealt out
+        ctx = init_distributed(device or "auto")
+        try:
+            return _extract_sharded(ctx, found, out, weights, video_dir, fps=fps, stride=stride, window=window,
+                                    short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
+                                    amp=amp, progress=progress, model=model)
+        finally:
+            ctx.close()
     lock = OutputLock(out, "tadkit extract")     # one live extraction per folder
     if lock.acquire(create=False):
         remove_stale_temporaries(out)           # what a killed extraction was writing
@@ -198,28 +214,80 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
 
 def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, *, fps, stride, window, short_side,
                   crop, batch_size, endpoint, device, amp, progress, model) -> ExtractResult:
-    from ..data.video import probe_video
-    settings = {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
-                "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
-    meta = _check_settings(out, settings)
+    meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side, crop)))
     dev = resolve_device(device or "auto", option="--device")
-    if model is None:
-        from ..models.backbones.i3d import build_i3d
-        from .weights import default_weights
-        model = build_i3d(default_weights("i3d") if weights is None else weights, final_endpoint=endpoint)
-    model = model.to(dev).eval()
+    model = _backbone(model, weights, endpoint).to(dev).eval()
     # the folder appears with the first video's features (atomic_path makes it): a run where no video
     # can be read leaves nothing behind
 
     result = ExtractResult(out)
-    todo = []
-    for vid, path in found.items():
-        if (out / f"{vid}.npy").is_file() and vid in meta["videos"]:
-            result.skipped.append(vid)
-        else:
-            todo.append((vid, path))
+    result.skipped = [vid for vid in found if _done(out, meta, vid)]
+    todo = [(vid, path) for vid, path in found.items() if vid not in result.skipped]
+
+    def first_write():                           # the folder appears with the first video's features
+        if not lock.held:
+            lock.acquire()
+            remove_stale_temporaries(out)
+
+    def record(vid, entry):
+        meta["videos"][vid] = entry
+        atomic_write_json(out / FEATURES_META, meta)
+
+    _extract_list(model, todo, out, result, first_write=first_write, record=record, fps=fps, stride=stride,
+                  window=window, short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
+                  device=dev, amp=amp, progress=progress)
+    if (result.extracted or result.skipped) and not (out / FEATURES_META).exists():
+        atomic_write_json(out / FEATURES_META, meta)
+    _raise_failed(result.failed, len(found), video_dir)
+    return result
+
+
+def _settings(endpoint, fps, stride, window, short_side, crop) -> dict:
+    return {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
+            "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
+
+
+def _backbone(model, weights, endpoint):
+    if model is not None:
+        return model
+    from ..models.backbones.i3d import build_i3d
+    from .weights import default_weights
+    return build_i3d(default_weights("i3d") if weights is None else weights, final_endpoint=endpoint)
+
+
+def _done(out: Path, meta: dict, vid: str) -> bool:
+    return (out / f"{vid}.npy").is_file() and vid in meta["videos"]
+
+
+PARTS = ".parts"   # FEATURE_DIR/.parts/<video_id>.json: a video finished by one of several processes
+
+
+def _merge_parts(out: Path, meta: dict) -> dict:
+    """``meta`` with the videos that processes of a sharded run finished (their ``.npy`` is there)."""
+    parts = out / PARTS
+    if parts.is_dir():
+        for p in sorted(parts.glob("*.json")):
+            if (out / f"{p.stem}.npy").is_file():
+                try:
+                    import json
+                    meta["videos"][p.stem] = json.loads(p.read_text())
+                except (OSError, ValueError):
+                    pass                         # unreadable: the video is extracted again
+    return meta
+
+
+def _drop_parts(out: Path) -> None:
+    import shutil
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+
+
+def _extract_list(model, todo, out: Path, result: ExtractResult, *, first_write, record, fps, stride, window,
+                  short_side, crop, batch_size, endpoint, device, amp, progress, desc: str = "extract") -> None:
+    """Extract ``todo`` ([(id, path)]) into ``out``; ``record(id, entry)`` after each ``.npy`` is in place."""
     from tqdm import tqdm
-    bar = tqdm(total=len(todo), unit="video", desc="extract", disable=not progress or not todo, leave=False)
+
+    from ..data.video import probe_video
+    bar = tqdm(total=len(todo), unit="video", desc=desc, disable=not progress or not todo, leave=False)
     start = time.perf_counter()
     try:
         for vid, path in todo:
@@ -228,7 +296,7 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
                 info = probe_video(path)
                 counter = [0]
                 feats = extract_video(model, path, fps=fps, stride=stride, window=window, short_side=short_side,
-                                      crop=crop, batch_size=batch_size, endpoint=endpoint, device=dev, amp=amp,
+                                      crop=crop, batch_size=batch_size, endpoint=endpoint, device=device, amp=amp,
                                       counter=counter)
             except TadkitError as e:
                 result.failed.append((vid, e.one_line()))
@@ -237,27 +305,81 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
                 continue
             rate = float(fps) if fps is not None else float(info.fps)
             frames = counter[0]
-            if not lock.held:                    # the first write: the folder appears now
-                lock.acquire()
-                remove_stale_temporaries(out)
+            first_write()
             with atomic_path(out / f"{vid}.npy", suffix=".npy") as tmp:   # no half-written file
                 np.save(tmp, feats)
-            meta["videos"][vid] = {"fps": rate, "frames": frames, "duration": float(info.duration),
-                                   "num_features": int(len(feats)), "source": str(path.name)}
-            atomic_write_json(out / FEATURES_META, meta)
+            record(vid, {"fps": rate, "frames": frames, "duration": float(info.duration),
+                         "num_features": int(len(feats)), "source": str(path.name)})
             result.extracted.append(vid)
             result.frames += frames
             bar.update(1)
     finally:
         bar.close()
         result.seconds = time.perf_counter() - start
-    if (result.extracted or result.skipped) and not (out / FEATURES_META).exists():
-        atomic_write_json(out / FEATURES_META, meta)
-    if result.failed:
-        vid, msg = result.failed[0]
-        more = f" (and {len(result.failed) - 1} more, listed above)" if len(result.failed) > 1 else ""
-        raise DataError(f"{len(result.failed)} of {len(found)} videos could not be read{more}; first: {msg}",
+
+
+def _raise_failed(failed: list, total: int, video_dir) -> None:
+    if failed:
+        vid, msg = failed[0]
+        more = f" (and {len(failed) - 1} more, listed above)" if len(failed) > 1 else ""
+        raise DataError(f"{len(failed)} of {total} videos could not be read{more}; first: {msg}",
                         path=video_dir, fix="re-encode or remove those files, then run the same command again "
                                             "(finished videos are kept and skipped)")
+
+
+def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_dir, *, fps, stride, window,
+                     short_side, crop, batch_size, endpoint, amp, progress, model) -> ExtractResult:
+    """One process of a ``torchrun`` extraction (module docstring): rank 0 checks and locks the folder and
+    says what is left; every process extracts its share (round-robin); rank 0 writes ``features.json``."""
+    lock = OutputLock(out, "tadkit extract")
+    word: dict = {}
+    error = None
+    if ctx.is_main:
+        try:
+            lock.acquire()
+            remove_stale_temporaries(out)
+            meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side,
+                                                                    crop)))
+            word = {"done": [vid for vid in found if _done(out, meta, vid)]}
+        except TadkitError as e:
+            error, word = e, {"error": e.one_line()}
+    word = ctx.broadcast_object(word)
+    try:
+        if error is not None:
+            raise error
+        if "error" in word:
+            raise DistributedError(f"rank 0 stopped: {word['error']}")
+        result = ExtractResult(out, skipped=list(word["done"]))
+        todo = [(vid, path) for vid, path in found.items() if vid not in result.skipped]
+        mine = todo[ctx.rank::ctx.world_size]
+        net = _backbone(model, weights, endpoint).to(ctx.device).eval()
+
+        def record(vid, entry):
+            atomic_write_json(out / PARTS / f"{vid}.json", entry)
+
+        _extract_list(net, mine, out, result, first_write=lambda: None, record=record, fps=fps, stride=stride,
+                      window=window, short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
+                      device=ctx.device, amp=amp, progress=progress and ctx.is_main,
+                      desc=f"extract (rank 0 of {ctx.world_size})")
+        try:
+            shares = ctx.all_gather_object((result.extracted, result.failed, result.frames))
+        except RuntimeError as e:                # a process died: say which, in one line
+            raise (ctx.stopped_elsewhere(e) or e) from None
+        result.extracted = sorted(v for ex, _, _ in shares for v in ex)
+        result.failed = [f for _, fl, _ in shares for f in fl]
+        result.frames = sum(fr for _, _, fr in shares)
+        if ctx.is_main:
+            meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side,
+                                                                    crop)))
+            if result.extracted or result.skipped:
+                atomic_write_json(out / FEATURES_META, meta)      # once, with every process's videos
+            _drop_parts(out)
+        ctx.barrier()                            # features.json is there before any process goes on
+    except TadkitError as e:
+        ctx.report_failure(e.one_line())
+        raise
+    finally:
+        lock.release()
+    _raise_failed(result.failed, len(found), video_dir)
     return result
 

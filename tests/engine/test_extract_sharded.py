@@ -1,0 +1,79 @@
+"""``torchrun --nproc_per_node 2 -m tadkit extract``: the videos dealt out between two CPU processes give
+the files of one process; a killed sharded run resumes video by video."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SMALL = ["--short-side", "32", "--crop", "32", "--no-progress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _extract(videos, weights, out, processes: int):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}     # the same arithmetic in every process
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                "--master_port", str(_free_port())] if processes > 1 else [sys.executable]
+    proc = subprocess.run([*launcher, "-m", "tadkit", "extract", str(videos), "--weights", str(weights),
+                           "--out", str(out), *SMALL], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, i3d_checkpoint):
+    from tadkit.data.synthetic_video import make_synthetic_videos
+    root = tmp_path_factory.mktemp("sharded")
+    make_synthetic_videos(root, videos=5, classes=2, frames=24, fps=10.0, size=32, seed=5)  # 5: unequal shares
+    one, two = root / "one", root / "two"
+    _extract(root / "videos", i3d_checkpoint, one, 1)
+    said = _extract(root / "videos", i3d_checkpoint, two, 2)
+    return root, one, two, said
+
+
+def _same(a, b):
+    assert _files(a) == _files(b)
+    assert (a / "features.json").read_text() == (b / "features.json").read_text()
+    for name in _files(a):
+        if name.endswith(".npy"):
+            np.testing.assert_array_equal(np.load(a / name), np.load(b / name))
+
+
+def test_two_processes_write_the_files_of_one(runs):
+    root, one, two, said = runs
+    assert len(_files(one)) == 6                                  # 5 videos + features.json
+    _same(one, two)
+    assert said.count("extracted 5 videos") == 1                  # rank 0 speaks for both
+
+
+def test_a_killed_sharded_run_resumes_video_by_video(runs, i3d_checkpoint, tmp_path):
+    import shutil
+    root, one, two, _ = runs
+    # what a killed two-process run leaves: three finished videos recorded in .parts, no features.json,
+    # and a half-written temporary
+    killed = tmp_path / "killed"
+    shutil.copytree(two, killed)
+    meta = json.loads((killed / "features.json").read_text())
+    (killed / "features.json").unlink()
+    (killed / ".parts").mkdir()
+    ids = sorted(meta["videos"])
+    for vid in ids[:3]:
+        (killed / ".parts" / f"{vid}.json").write_text(json.dumps(meta["videos"][vid]))
+    for vid in ids[3:]:
+        (killed / f"{vid}.npy").unlink()
+    (killed / f".{ids[3]}.npy.abcd.tmp.npy").write_bytes(b"half")
+    said = _extract(root / "videos", i3d_checkpoint, killed, 2)
+    assert "extracted 2 videos" in said and "3 already there" in said
+    _same(one, killed)                                            # .parts and the temporary are gone too
