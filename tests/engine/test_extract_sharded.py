@@ -77,3 +77,30 @@ def test_a_killed_sharded_run_resumes_video_by_video(runs, i3d_checkpoint, tmp_p
     said = _extract(root / "videos", i3d_checkpoint, killed, 2)
     assert "extracted 2 videos" in said and "3 already there" in said
     _same(one, killed)                                            # .parts and the temporary are gone too
+
+
+def test_torchrun_fit_two_processes(runs, i3d_checkpoint, tmp_path):
+    """``torchrun --nproc_per_node 2 -m tadkit fit``: the extraction shared, one set of run files, one summary."""
+    import csv
+    root, one, _, _ = runs
+    ann = json.loads((root / "annotations.json").read_text())
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "start", "end", "label"])
+        for vid, v in sorted(ann["database"].items()):
+            for a in v["annotations"]:
+                w.writerow([f"{vid}.mp4", *a["segment"], a["label"]])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADKIT_HOME": str(tmp_path / "home")}
+    tiny = ["model.embed_dim=16", "model.fpn_dim=16", "model.head_dim=16", "model.num_heads=2", "train.epochs=1",
+            "train.warmup_epochs=0", "train.batch_size=2", "train.progress=false", "train.cpu_amp=false"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(_free_port()), "-m", "tadkit", "fit", str(root / "videos"), str(tmp_path / "labels.csv"),
+                           "--out", str(tmp_path / "run"), "--weights", str(i3d_checkpoint), *SMALL[:4],
+                           "--val-fraction", "0.4", *tiny], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("tadkit fit: trained") == 1                 # rank 0's summary only
+    run = tmp_path / "run"
+    for name in ("annotations.json", "config.yaml", "metrics.json", "predictions.json", "report.html"):
+        assert (run / name).is_file(), name
+    _same(one, run / "features")                                          # the one-process features
+    assert len(list((tmp_path / "home" / "features").rglob("*.npy"))) == 5   # and kept for the next fit

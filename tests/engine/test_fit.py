@@ -42,6 +42,7 @@ def tiny_i3d():
 
 def _fit(root, sheet, out, model, **kw):
     from tadkit.engine.fit import fit
+    kw.setdefault("feature_cache", False)
     return fit(root / "videos", sheet, out, short_side=32, crop=32, progress=False, extract_model=model,
                overrides=TINY, echo=None, **kw)
 
@@ -183,3 +184,46 @@ def test_choose_levels_by_hand(steps, longest, levels, why):
     assert why in text
     # methods without regression ranges (set-prediction detectors) are left alone
     assert _choose_levels({"num_queries": 40}, steps, longest) is None
+
+
+def test_a_second_fit_takes_the_features_from_the_cache(data, tiny_i3d, tmp_path):
+    import numpy as np
+    import torch
+
+    from tadkit.models.backbones.i3d import build_i3d
+    root, rows = data
+    sheet = _sheet(tmp_path / "labels.csv", rows)
+    cache = tmp_path / "cache"
+    first = _fit(root, sheet, tmp_path / "a", tiny_i3d, feature_cache=cache)
+    assert not any("feature cache" in n for n in first.notes)
+    second = _fit(root, sheet, tmp_path / "b", tiny_i3d, feature_cache=cache, val_fraction=0.4)
+    assert any("took the features of 8 videos from the feature cache" in n for n in second.notes)
+    a, b = tmp_path / "a" / "features", tmp_path / "b" / "features"
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())   # no .parts left
+    assert (a / "features.json").read_text() == (b / "features.json").read_text()
+    for f in a.glob("*.npy"):
+        np.testing.assert_array_equal(np.load(f), np.load(b / f.name))
+    # other weights: nothing taken from the cache
+    torch.manual_seed(1)
+    other = build_i3d(None, width=0.0625, final_endpoint="Mixed_5c")
+    third = _fit(root, sheet, tmp_path / "c", other, feature_cache=cache)
+    assert not any("feature cache" in n for n in third.notes)
+    assert not np.array_equal(np.load(a / f.name), np.load(tmp_path / "c" / "features" / f.name))
+
+
+def test_video_fingerprint_follows_the_content_not_the_name(tmp_path):
+    import shutil
+
+    from tadkit.engine.feature_cache import video_fingerprint
+    blob = bytes(range(256)) * (3 * 2 ** 20 // 256 + 7)         # > 2 MiB: first and last MiB read
+    a = tmp_path / "a.mp4"
+    a.write_bytes(blob)
+    shutil.copy(a, tmp_path / "copy.mp4")
+    assert video_fingerprint(a) == video_fingerprint(tmp_path / "copy.mp4")
+    for pos in (0, len(blob) - 1):                               # a changed first or last byte
+        changed = bytearray(blob)
+        changed[pos] ^= 1
+        (tmp_path / "b.mp4").write_bytes(bytes(changed))
+        assert video_fingerprint(tmp_path / "b.mp4") != video_fingerprint(a)
+    (tmp_path / "c.mp4").write_bytes(blob + b"x")               # another size
+    assert video_fingerprint(tmp_path / "c.mp4") != video_fingerprint(a)

@@ -23,6 +23,9 @@ def register(sub):
     p.add_argument("--weights", help="I3D checkpoint (default: the one `tadkit weights i3d` cached)")
     p.add_argument("--short-side", type=int, default=256, help="frames resized to this short side")
     p.add_argument("--crop", type=int, default=224, help="centre crop size")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="neither take features from nor add them to $TADKIT_HOME/features (where a later fit "
+                        "on the same videos and settings finds them)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=20")
     p.parse_known_args = overrides_anywhere(p)
 
@@ -34,7 +37,7 @@ def run(args):
         raise TadkitError(f"{bad[0]!r} is not a key=value override", fix="write e.g. train.epochs=20")
     fit(args.video_dir, args.labels, args.out, method=args.method, val_fraction=args.val_fraction, seed=args.seed,
         drop_defects=args.drop_defects, overrides=args.overrides, weights=args.weights, short_side=args.short_side,
-        crop=args.crop)
+        crop=args.crop, feature_cache=False if args.no_feature_cache else None)
     return 0
 
 

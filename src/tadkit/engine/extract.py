@@ -214,6 +214,7 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
 
 def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, *, fps, stride, window, short_side,
                   crop, batch_size, endpoint, device, amp, progress, model) -> ExtractResult:
+    had_parts = (out / PARTS).is_dir()          # left by a sharded run, or put there by the feature cache
     meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side, crop)))
     dev = resolve_device(device or "auto", option="--device")
     model = _backbone(model, weights, endpoint).to(dev).eval()
@@ -236,8 +237,10 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
     _extract_list(model, todo, out, result, first_write=first_write, record=record, fps=fps, stride=stride,
                   window=window, short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
                   device=dev, amp=amp, progress=progress)
-    if (result.extracted or result.skipped) and not (out / FEATURES_META).exists():
+    if (result.extracted or result.skipped) and (had_parts or not (out / FEATURES_META).exists()):
         atomic_write_json(out / FEATURES_META, meta)
+    if had_parts:
+        _drop_parts(out)
     _raise_failed(result.failed, len(found), video_dir)
     return result
 

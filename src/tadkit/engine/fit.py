@@ -140,16 +140,44 @@ def _choose_tiou(ann: dict) -> tuple[str, str]:
 
 def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.2, seed: int = 0,
         drop_defects: bool = False, overrides: Iterable[str] = (), weights=None, short_side: int | None = 256,
-        crop: int | None = 224, progress: bool = True, extract_model=None, echo=print) -> FitResult:
-    """Label sheet + videos -> annotations, features, config, trained detector (see the module docstring)."""
+        crop: int | None = 224, progress: bool = True, extract_model=None, feature_cache=None,
+        echo=print) -> FitResult:
+    """Label sheet + videos -> annotations, features, config, trained detector (see the module docstring).
+
+    ``feature_cache``: the folder of :class:`~tadkit.engine.feature_cache.FeatureCache` (None: the default,
+    ``$TADKIT_HOME/features``; False: none). Under ``torchrun`` the extraction and the training are shared
+    between the processes and rank 0 writes the files.
+    """
+    overrides = list(overrides)
+    ctx = _join_processes()
+    try:
+        return _fit(ctx, video_dir, labels, out, method=method, val_fraction=val_fraction, seed=seed,
+                    drop_defects=drop_defects, overrides=overrides, weights=weights, short_side=short_side,
+                    crop=crop, progress=progress, extract_model=extract_model, feature_cache=feature_cache,
+                    echo=echo)
+    finally:
+        ctx.close()
+
+
+def _join_processes():
+    """The process group under ``torchrun`` (extraction and training share it), else one process."""
+    import os
+
+    from .distributed import DistContext, init_distributed
+    return init_distributed() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else DistContext()
+
+
+def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defects, overrides, weights, short_side,
+         crop, progress, extract_model, feature_cache, echo) -> FitResult:
     from .. import api
     from ..core.io import atomic_write_json, atomic_write_text, check_output_dir, read_json
     from ..data.label_sheet import (_video_id, apply_problems, check_against_videos, match_videos,
                                     read_label_sheet, split_by_video, to_annotations, video_durations)
     from ..data.video import probe_video
-    from .extract import extract_features
+    from .extract import _settings, extract_features
+    from .feature_cache import FeatureCache, backbone_identity, default_root
 
-    overrides = list(overrides)
+    main = ctx.is_main
     # -- 1. validate: nothing is written before this passes ------------------------------------
     run = check_output_dir(out, "--out")
     if (run / "checkpoints" / "last.pt").exists():
@@ -190,18 +218,34 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
         "testing" if "testing" in subsets.values() else "training")
     if test_subset != "validation":
         notes.append(f"no validation video: evaluated on the {test_subset} subset")
+    if weights is None and extract_model is None:
+        from .weights import default_weights
+        weights = default_weights("i3d")             # not fetched yet: one line naming `tadkit weights i3d`
+    cache = None
+    if feature_cache is not False:
+        settings = _settings("Mixed_5c", None, 4, 16, short_side, crop)
+        cache = FeatureCache(feature_cache or default_root(), settings, backbone_identity(weights, extract_model))
 
     # -- 2. annotations --------------------------------------------------------------------------
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run / "annotations.json", ann)
-    atomic_write_json(run / LABEL_FORMAT, label_format(sheet))    # how `tadkit detect --run` writes its CSV
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run / "annotations.json", ann)
+        atomic_write_json(run / LABEL_FORMAT, label_format(sheet))    # how `tadkit detect --run` writes its CSV
 
-    # -- 3. features (resumable) -----------------------------------------------------------------
+    # -- 3. features (resumable; from the cache when extracted before) ---------------------------
     feat_dir = run / "features"
+    wanted = {f.stem: f for f in files.values()}       # feature id -> video file
+    cached = cache.fetch(wanted, feat_dir) if cache is not None and main else []
+    ctx.barrier()
     res = extract_features(video_dir, weights, feat_dir, videos=sorted(ids.values()), short_side=short_side,
                            crop=crop, progress=progress, model=extract_model)
-    if res.skipped:
-        notes.append(f"reused the features of {len(res.skipped)} videos already in {feat_dir}")
+    if cached:
+        notes.append(f"took the features of {len(cached)} videos from the feature cache ({cache.dir})")
+    resumed = len(res.skipped) - len(cached)
+    if resumed > 0:
+        notes.append(f"reused the features of {resumed} videos already in {feat_dir}")
+    if cache is not None and main:
+        cache.store(wanted, feat_dir)
     meta = read_json(feat_dir / "features.json", "features.json")
     longest = max(int(meta["videos"][i]["num_features"]) for i in ids.values())
 
@@ -250,11 +294,13 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
             comments.append("(test.tiou was overridden)")
     header = "".join(f"# {c}\n" for c in comments)
     cfg_path = run / "config.yaml"
-    atomic_write_text(cfg_path, header + cfg.to_yaml())
+    if main:
+        atomic_write_text(cfg_path, header + cfg.to_yaml())
 
     # -- 5. train --------------------------------------------------------------------------------
     result = api.train(cfg)
-    atomic_write_text(cfg_path, header + cfg.to_yaml())      # the trainer writes its own, without comments
+    if main:
+        atomic_write_text(cfg_path, header + cfg.to_yaml())      # the trainer writes its own, without comments
 
     # -- 6. summary ------------------------------------------------------------------------------
     ckpt = run / "checkpoints" / "best.pt"
@@ -287,7 +333,7 @@ def fit(video_dir, labels, out, *, method: str = "asl", val_fraction: float = 0.
             FEW_EXAMPLES, ", ".join(f"{c} ({n})" for c, n in too_few.items())))
     lines.append(f"to detect actions in new videos:\n  {detect}")
     summary = "\n".join(lines)
-    if echo is not None:
+    if echo is not None and main:
         echo(summary)
     return FitResult(run, cfg_path, ckpt if ckpt.exists() else None, metrics, per_class, too_few, subsets, notes,
                      detect, summary)
