@@ -586,6 +586,24 @@ def _check_tree(tree, where) -> dict:
     return tree
 
 
+def configs_dir() -> Path:
+    """The configs shipped with tadkit (``tadkit/_configs``: the source tree's ``configs/`` in a checkout,
+    a copy in an installed wheel)."""
+    return Path(__file__).resolve().parent / "_configs"
+
+
+def shipped_config(path: Union[str, os.PathLike]) -> Path | None:
+    """The shipped config a missing path names as in the source tree (``configs/asl/custom.yaml`` or
+    ``asl/custom.yaml``), so the README's commands work from any folder once tadkit is installed."""
+    parts = Path(path).parts
+    if parts and parts[0] == "configs":
+        parts = parts[1:]
+    if len(parts) != 2 or ".." in parts:
+        return None
+    p = configs_dir().joinpath(*parts)
+    return p if p.is_file() else None
+
+
 def load_config(source: Union[str, os.PathLike, dict, Config, None] = None, overrides: Iterable[str] = (), *,
                 defaults_fn: Callable[[str], dict] | None = None) -> Config:
     """Read, override and validate a configuration.
@@ -608,6 +626,8 @@ def load_config(source: Union[str, os.PathLike, dict, Config, None] = None, over
         tree = {}
     else:
         path = Path(source)
+        if not path.exists() and shipped_config(path) is not None:
+            path = shipped_config(path)
         tree = _read_yaml(path)
         where = os.fspath(path)
         _resolve_paths(tree, path.resolve().parent, keys=PATH_KEYS)

@@ -17,7 +17,7 @@ from ..core.errors import ConfigError
 # 80 videos at half the default noise: ASL reaches about 0.9 average mAP in a few CPU minutes
 # (40 videos: 0.36; 80 at the default noise: 0.21, in 24 epochs).
 DEMO_VIDEOS, DEMO_NOISE = 80, 0.5
-DEMO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "asl" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "_configs" / "asl" / "demo.yaml"   # tadkit.config.configs_dir()
 _EMBEDDED = {  # used when the package is installed without the configs folder
     "data": {"fps": 30, "feature_stride": 4, "feature_window": 16, "train_subset": "training",
              "test_subset": "validation", "crop_ratio": [0.9, 1.0], "trunc_thresh": 0.5},

@@ -45,7 +45,6 @@ __all__ = ["fit", "FitResult", "method_config", "label_format", "SHORT_ACTION", 
 
 SHORT_ACTION = 0.1      # median action length / video length below this: thumos14 tIoUs, else activitynet
 FEW_EXAMPLES = 3        # classes with fewer training instances are reported "too few to learn"
-_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 LABEL_FORMAT = "label_sheet.json"   # the sheet's column names and delimiter, for detections written back
 
 
@@ -72,12 +71,14 @@ class FitResult:
 
 
 def method_config(method: str) -> Path:
-    """``configs/<method>/custom.yaml`` of the source tree."""
-    p = _CONFIGS / method / "custom.yaml"
+    """``configs/<method>/custom.yaml`` as shipped (:func:`tadkit.config.configs_dir`)."""
+    from ..config import configs_dir
+    root = configs_dir()
+    p = root / method / "custom.yaml"
     if not p.is_file():
-        known = sorted(d.name for d in _CONFIGS.iterdir() if (d / "custom.yaml").is_file()) if _CONFIGS.is_dir() else []
+        known = sorted(d.name for d in root.iterdir() if (d / "custom.yaml").is_file()) if root.is_dir() else []
         raise ConfigError(f"no config for method {method!r}", path=p,
-                          fix=f"use one of {', '.join(known)}" if known else "run from a tadkit source checkout")
+                          fix=f"use one of {', '.join(known)}" if known else "reinstall tadkit (its configs are missing)")
     return p
 
 
