@@ -56,6 +56,13 @@ def test_synth_video_writes_readable_videos_matching_their_annotations(tmp_path,
         assert {a["label"] for a in v["annotations"]} <= {"action_0", "action_1", "action_2"}
     n = sum(len(v["annotations"]) for v in ann["database"].values())
     assert f"{n} instances of 3 classes" in capsys.readouterr().out
+    # labels.csv: the training videos' instances, as the label-sheet reader of tadkit fit reads them
+    from tadkit.data.label_sheet import read_label_sheet
+    sheet = read_label_sheet(tmp_path / "v" / "labels.csv")
+    got = sorted((r.video, r.start, r.end, r.label) for r in sheet.rows)
+    want = sorted((f"{vid}.mp4", *a["segment"], a["label"]) for vid, v in ann["database"].items()
+                  if v["subset"] == "training" for a in v["annotations"])
+    assert got == want and len(want) > 0
 
 
 def test_synth_video_bad_arguments_exit_2(tmp_path):

@@ -96,8 +96,9 @@ def _reg_synth(sub):
                        description="Write OUT/annotations.json, OUT/features/<video>.npy and OUT/meta.json (the "
                                    "data.* settings that match), a template of the layout tadkit reads. With "
                                    "--video: small synthetic videos instead, OUT/videos/<video>.mp4 (64 frames "
-                                   "of 64x64 at 10 fps; a coloured square moves during each action) and "
-                                   "OUT/annotations.json, to try tadkit extract, train and detect.")
+                                   "of 64x64 at 10 fps; a coloured square moves during each action), "
+                                   "OUT/annotations.json and OUT/labels.csv (a label sheet of the training "
+                                   "videos), to try tadkit fit, extract, train and detect.")
     p.add_argument("out", help="output directory")
     p.add_argument("--video", action="store_true", help="write .mp4 videos instead of features (up to 6 classes)")
     p.add_argument("--multilabel", action="store_true", help="dense, overlapping multi-label instances")
@@ -134,7 +135,8 @@ def _synth_videos(args):
         subsets[v["subset"]] = subsets.get(v["subset"], 0) + 1
     n = sum(len(v["annotations"]) for v in ann["database"].values())
     print(f"wrote {len(ann['database'])} synthetic videos ({', '.join(f'{k} {s}' for s, k in subsets.items())}), "
-          f"{n} instances of {args.classes} classes, to {args.out}/videos and {args.out}/annotations.json")
+          f"{n} instances of {args.classes} classes, to {args.out}/videos, {args.out}/annotations.json and "
+          f"{args.out}/labels.csv (the training videos' labels)")
     return 0
 
 

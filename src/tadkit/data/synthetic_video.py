@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_write_json
+from ..core.io import atomic_write_json, atomic_write_text
 
 __all__ = ["make_synthetic_videos", "write_video"]
 
@@ -40,7 +40,9 @@ def write_video(path, frames: np.ndarray, fps: float, codec: str = "libx264") ->
 
 def make_synthetic_videos(out_dir, *, videos: int = 6, classes: int = 2, frames: int = 64, fps: float = 10.0,
                           size: int = 64, seed: int = 0, test_fraction: float = 0.34) -> dict:
-    """Write ``out_dir/videos/<id>.mp4`` and ``out_dir/annotations.json``; return the annotation dict."""
+    """Write ``out_dir/videos/<id>.mp4``, ``out_dir/annotations.json`` and ``out_dir/labels.csv`` (a label
+    sheet of the training videos, ``video,start,end,label`` in seconds, as ``tadkit fit`` reads; the
+    testing videos are left out of it, as new videos for ``tadkit detect``); return the annotation dict."""
     if not 1 <= classes <= len(_PALETTE):
         raise ValueError(f"classes must be in 1..{len(_PALETTE)}")
     rng = np.random.default_rng(seed)
@@ -69,4 +71,7 @@ def make_synthetic_videos(out_dir, *, videos: int = 6, classes: int = 2, frames:
                    "fps": fps, "annotations": anns}
     ann = {"version": "tadkit-synthetic-video", "classes": [f"action_{k}" for k in range(classes)], "database": db}
     atomic_write_json(out / "annotations.json", ann)
+    rows = ["video,start,end,label"] + [f"{vid}.mp4,{a['segment'][0]:g},{a['segment'][1]:g},{a['label']}"
+                                        for vid, v in db.items() if v["subset"] == "training" for a in v["annotations"]]
+    atomic_write_text(out / "labels.csv", "\n".join(rows) + "\n")
     return ann
