@@ -323,7 +323,12 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     lines = [f"tadkit fit: trained {cfg.model.name} in {run}"]
     lines += [f"  note: {n}" for n in notes]
     if metrics:
-        lines.append(f"average mAP ({test_subset}, tIoU {tiou}): {metrics.get('average_mAP', float('nan')):.4f}")
+        lines.append(f"average mAP ({test_subset}, tIoU {tiou}) of the final weights: "
+                     f"{metrics.get('average_mAP', float('nan')):.4f} (metrics.json, predictions.json)")
+        if result.best and ckpt.name == "best.pt":
+            lines.append(f"best epoch {result.best['epoch']}: {result.best['average_mAP']:.4f} "
+                         f"(checkpoints/best.pt, which tadkit detect --run uses; chosen on the {test_subset} "
+                         "videos, so this figure is optimistic)")
         lines.append("per-class AP (averaged over tIoUs):")
         lines += [f"  {c:<24} {ap:.4f}" + (f"   ({counts.get(c, 0)} training examples: too few to learn)"
                                            if c in too_few else "") for c, ap in per_class.items()]
