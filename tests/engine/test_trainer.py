@@ -141,3 +141,15 @@ def test_cpu_amp_auto_follows_the_cpu_and_other_strings_are_refused(monkeypatch,
     cfg.write_text("model: {name: asl}\ntrain: {cpu_amp: sometimes}\n")
     with pytest.raises(ConfigError, match="train.cpu_amp must be true, false or auto"):
         tadkit.load_config(str(cfg))
+
+
+def test_run_eta_is_the_mean_epoch_time_times_the_epochs_left():
+    from types import SimpleNamespace
+
+    from tadkit.engine.trainer import Trainer, format_seconds
+    assert [format_seconds(s) for s in (0, 59.6, 61, 3599, 3600, 3723, -5)] == \
+        ["0:00", "1:00", "1:01", "59:59", "1:00:00", "1:02:03", "0:00"]
+    me = SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(epochs=5)), epoch=2, _epoch_times=[])
+    assert Trainer._run_eta(me) == ""                      # nothing timed yet
+    me._epoch_times = [10.0, 20.0]
+    assert Trainer._run_eta(me) == ", run ETA 0:45"         # 15 s x 3 epochs left

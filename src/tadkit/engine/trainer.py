@@ -244,7 +244,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         sums: dict[str, torch.Tensor] = {}
         steps = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}{self._run_eta()}", leave=False,
                    disable=None if (t.progress and self.dist.is_main) else True)
         for batch in bar:
             batch = to_device(batch, self.device)
@@ -339,9 +339,18 @@ class Trainer:
         every = self.cfg.train.eval_every
         return self.can_evaluate and (epoch == self.cfg.train.epochs or (every > 0 and epoch % every == 0))
 
+    def _run_eta(self) -> str:
+        """``, run ETA h:mm:ss`` from the epochs timed so far (evaluations included); empty before the first."""
+        times = getattr(self, "_epoch_times", [])
+        if not times:
+            return ""
+        left = sum(times) / len(times) * (self.cfg.train.epochs - self.epoch)
+        return f", run ETA {format_seconds(left)}"
+
     def run(self, resume: bool = False) -> TrainResult:
         self.setup(resume)
         t = self.cfg.train
+        self._epoch_times: list[float] = []
         if self.dist.is_main and not self.can_evaluate:
             logger.warning("subset %r has no ground truth: no evaluation during training, no best.pt, "
                            "no metrics.json", self.cfg.data.test_subset)
@@ -368,6 +377,7 @@ class Trainer:
                     self.log.log(row)
                 self.save(is_best)
                 self.dist.barrier()
+                self._epoch_times.append(time.time() - start)
                 for cb in self.callbacks:
                     cb(self, self.epoch)
             return self.finish()
@@ -395,6 +405,14 @@ class Trainer:
             write_report(self.out)
         except Exception as e:  # the report is a view of the run: it must never fail the training
             logger.warning("report.html not written: %s", e)
+
+
+def format_seconds(seconds: float) -> str:
+    """``h:mm:ss`` (``m:ss`` under an hour)."""
+    s = int(round(max(0.0, seconds)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def train(cfg: Config, *, resume: bool = False, build_dataset: builders.DatasetBuilder | None = None,
