@@ -22,8 +22,8 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 # examples (``>>>`` lines) that must run, per function; the +SKIP ones need the I3D checkpoint
 RUN = {"load_config": 9, "build_detector": 10, "train": 10, "predict": 14, "evaluate": 12, "extract": 11,
-       "detect": 9, "diagnose": 6}
-SKIPPED = {"extract": 1, "detect": 1}
+       "detect": 9, "diagnose": 6, "fit": 11}
+SKIPPED = {"extract": 1, "detect": 1, "fit": 1}
 
 
 @pytest.fixture

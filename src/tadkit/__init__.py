@@ -1,7 +1,7 @@
 """tadkit: temporal action detection on one shared infrastructure.
 
 The Python API mirrors the command line: :func:`load_config`, :func:`build_detector`,
-:func:`train`, :func:`predict`, :func:`evaluate`, :func:`extract`, :func:`detect`. Each one's
+:func:`train`, :func:`predict`, :func:`evaluate`, :func:`extract`, :func:`detect`, :func:`fit`. Each one's
 docstring has an example that runs on a CPU in seconds; ``docs/python-api.md`` walks through
 them. Heavy modules (torch) load only when a function that needs them is called, so
 ``import tadkit`` and the evaluation stay light. Errors in the input are :class:`TadkitError`
@@ -545,5 +545,78 @@ def detect(config, checkpoint, video, *, weights=None, out=None, picture=None, o
     return f(config, checkpoint, video, weights=weights, out=out, picture=picture, overrides=overrides, **kwargs)
 
 
+def fit(video_dir, labels, out, *, method="asl", overrides=(), **kwargs):
+    """Videos and a label sheet to a trained detector, as ``tadkit fit`` does.
+
+    Checks the sheet against the videos (every problem in one error), splits by video, writes
+    ``out/annotations.json``, extracts I3D features into ``out/features/`` (resumable, and kept
+    in the feature cache for later fits), writes ``out/config.yaml`` chosen from the data (its
+    comments say why), trains, evaluates on the validation videos and summarises
+    (``docs/videos.md``).
+
+    Parameters
+    ----------
+    video_dir : folder of the videos the sheet names.
+    labels : label sheet: CSV / TSV with video, start, end, label columns (common synonyms
+        read; seconds or ``hh:mm:ss.ms``), or an ActivityNet-style JSON.
+    out : the run folder to write.
+    method : detector, ``configs/<method>/custom.yaml`` (``asl``).
+    overrides : ``key=value`` strings applied last (``train.epochs=60``).
+    **kwargs : passed to :func:`tadkit.engine.fit.fit`: ``val_fraction`` (0.2), ``seed`` (0, the
+        split's), ``drop_defects``, ``weights`` (None: the cached I3D), ``short_side`` (256),
+        ``crop`` (224), ``progress``, ``extract_model`` (a backbone in place of I3D),
+        ``feature_cache`` (None: ``$TADKIT_HOME/features``; False: none), ``echo`` (where the
+        summary goes: ``print``; None: nowhere).
+
+    Returns
+    -------
+    tadkit.engine.fit.FitResult with ``run_dir``, ``config``, ``checkpoint`` (best.pt, else
+    last.pt), ``metrics`` (of the final weights), ``per_class_ap``, ``too_few`` (classes with
+    fewer than 3 training examples), ``subsets`` (video -> subset), ``notes``,
+    ``detect_command`` and ``summary``.
+
+    Raises
+    ------
+    tadkit.core.errors.DataError
+        the sheet is unreadable, or has problems (all listed in the one message) and not
+        ``drop_defects``; no training video is left; a video cannot be read.
+    tadkit.core.errors.ConfigError
+        ``out`` holds a finished run or cannot be written; an unknown method or override key;
+        no ``weights`` and no cached I3D checkpoint (run ``tadkit weights i3d``).
+
+    Example
+    -------
+    With the cached Kinetics-400 checkpoint (``tadkit weights i3d`` once):
+
+    >>> result = tadkit.fit("videos/", "labels.csv", "runs/mine")     # doctest: +SKIP
+
+    The same on eight synthetic clips and the label sheet ``make_synthetic_videos`` writes, with
+    a small I3D of random weights (``extract_model=``) and a small ASL, in seconds:
+
+    >>> import tempfile, tadkit
+    >>> from tadkit.data.synthetic_video import make_synthetic_videos
+    >>> from tadkit.models.backbones.i3d import InceptionI3d
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = make_synthetic_videos(tmp, videos=8, frames=48, fps=10.0, size=32, test_fraction=0)
+    >>> small = ["model.embed_dim=16", "model.fpn_dim=16", "model.head_dim=16", "train.epochs=2",
+    ...          "train.warmup_epochs=1", "train.progress=false"]
+    >>> r = tadkit.fit(f"{tmp}/videos", f"{tmp}/labels.csv", f"{tmp}/run", overrides=small, short_side=32,
+    ...                crop=32, extract_model=InceptionI3d(width=0.125, final_endpoint="Mixed_5c"),
+    ...                feature_cache=False, progress=False, echo=None)
+    epoch step lr loss ... average_mAP best_mAP time_s
+    ...
+    >>> sorted(p.name for p in r.run_dir.iterdir() if not p.name.startswith("."))
+    ['annotations.json', 'checkpoints', 'config.yaml', 'features', 'label_sheet.json', 'log.csv', 'metrics.json', 'predictions.json', 'report.html']
+    >>> sorted(r.subsets.values()).count("validation"), r.checkpoint.name
+    (2, 'best.pt')
+    >>> r.detect_command == f"tadkit detect VIDEO... --run {tmp}/run"
+    True
+    >>> print(r.config.read_text().splitlines()[0])
+    # tadkit fit: asl on 8 videos of .../labels.csv (6 training, 2 validation; split by video, seed 0)
+    """
+    from .engine.fit import fit as f
+    return f(video_dir, labels, out, method=method, overrides=overrides, **kwargs)
+
+
 __all__ = ["TadkitError", "evaluate", "diagnose", "load_config", "build_detector", "train", "predict", "extract", "detect",
-           "__version__"]
+           "fit", "__version__"]
