@@ -80,6 +80,7 @@ def test_fit_end_to_end(data, tiny_i3d, tmp_path):
     m = json.loads((run / "metrics.json").read_text())
     assert f"of the final weights: {m['average_mAP']:.4f}" in res.summary
     assert f"{res.checkpoint.name}" == "best.pt" and "best epoch" in res.summary
+    assert f"the run on one page: {run / 'report.html'}" in res.summary
     # a finished run is not overwritten: refused before anything is written
     from tadkit.core.errors import ConfigError
     before = (run / "annotations.json").stat().st_mtime_ns

@@ -337,6 +337,8 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     if too_few:
         lines.append("too few to learn (< %d training examples): %s" % (
             FEW_EXAMPLES, ", ".join(f"{c} ({n})" for c, n in too_few.items())))
+    if (run / "report.html").exists():
+        lines.append(f"the run on one page: {run / 'report.html'}")
     lines.append(f"to detect actions in new videos:\n  {detect}")
     summary = "\n".join(lines)
     if echo is not None and main:
