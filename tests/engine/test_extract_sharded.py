@@ -46,6 +46,7 @@ def runs(tmp_path_factory, i3d_checkpoint):
 def _same(a, b):
     assert _files(a) == _files(b)
     assert (a / "features.json").read_text() == (b / "features.json").read_text()
+    assert json.loads((a / "features.json").read_text())["weights"].endswith("i3d-kinetics-400.ckpt")
     for name in _files(a):
         if name.endswith(".npy"):
             np.testing.assert_array_equal(np.load(a / name), np.load(b / name))
@@ -68,12 +69,18 @@ def test_a_killed_sharded_run_resumes_video_by_video(runs, i3d_checkpoint, tmp_p
     meta = json.loads((killed / "features.json").read_text())
     (killed / "features.json").unlink()
     (killed / ".parts").mkdir()
+    from tadkit.engine.extract import write_part
+    settings = {k: meta[k] for k in ("backbone", "endpoint", "fps", "feature_stride", "feature_window",
+                                     "short_side", "crop")}
     ids = sorted(meta["videos"])
     for vid in ids[:3]:
-        (killed / ".parts" / f"{vid}.json").write_text(json.dumps(meta["videos"][vid]))
+        write_part(killed, vid, settings, meta["videos"][vid])
     for vid in ids[3:]:
         (killed / f"{vid}.npy").unlink()
     (killed / f".{ids[3]}.npy.abcd.tmp.npy").write_bytes(b"half")
+    # a fourth video recorded with other settings (a killed run at another stride): made again, not taken
+    np.save(killed / f"{ids[3]}.npy", np.zeros((3, 1024), np.float32))
+    write_part(killed, ids[3], {**settings, "feature_stride": 8}, meta["videos"][ids[3]])
     said = _extract(root / "videos", i3d_checkpoint, killed, 2)
     assert "extracted 2 videos" in said and "3 already there" in said
     _same(one, killed)                                            # .parts and the temporary are gone too

@@ -143,9 +143,23 @@ def test_detect_with_the_run_writes_json_and_csv_in_the_sheets_columns(data, tin
     sheet = _sheet(tmp_path / "labels.csv", rows)
     run = tmp_path / "run"
     _fit(root, sheet, run, tiny_i3d)
+    import shutil
     monkeypatch.setattr(i3d, "build_i3d", lambda *a, **k: tiny_i3d)      # the run's (tiny, random) backbone
-    videos = sorted((root / "videos").glob("*.mp4"))[:2]
+    moved = tmp_path / "moved"
+    shutil.move(run, moved)                  # a run folder moved elsewhere still knows its feature settings
+    run = moved
+    videos = []
+    for i, v in enumerate(sorted((root / "videos").glob("*.mp4"))[:2]):   # dotted stems: clip.0, clip.1
+        videos.append(tmp_path / f"clip.{i}.mp4")
+        shutil.copy(v, videos[-1])
     out = tmp_path / "dets"
+    import tadkit.engine.extract as ex
+    seen, real = [], ex.extract_video
+
+    def spy(*a, **k):
+        seen.append((k["short_side"], k["crop"], k["stride"], k["window"]))
+        return real(*a, **k)
+    monkeypatch.setattr(ex, "extract_video", spy)
     code = main(["detect", *map(str, videos), "--run", str(run), "--out", str(out), "--weights", str(sheet),
                  "test.min_score=0.0"])
     assert code == 0, capsys.readouterr().err
@@ -161,6 +175,13 @@ def test_detect_with_the_run_writes_json_and_csv_in_the_sheets_columns(data, tin
             assert float(row[2]) == pytest.approx(d["segment"][1], abs=1e-3)
             assert float(row[4]) == pytest.approx(d["score"], abs=1e-6)
         assert (out / f"{v.stem}_detections.png").is_file()
+    # the settings of the run's own features (32 x 32 frames), not tadkit extract's defaults (256 / 224)
+    assert seen == [(32, 32, 4, 16)] * 2
+    with open(out / "clip.0_detections.csv", newline="") as f:
+        first = list(csv.reader(f))
+    with open(out / "clip.1_detections.csv", newline="") as f:
+        second = list(csv.reader(f))
+    assert {r[0] for r in first[1:]} == {"clip.0.mp4"} and {r[0] for r in second[1:]} == {"clip.1.mp4"}
     # not a run folder: one line, exit 2
     code = main(["detect", str(videos[0]), "--run", str(tmp_path), "--out", str(out)])
     assert code == 2 and "config.yaml" in capsys.readouterr().err
@@ -231,3 +252,29 @@ def test_video_fingerprint_follows_the_content_not_the_name(tmp_path):
         assert video_fingerprint(tmp_path / "b.mp4") != video_fingerprint(a)
     (tmp_path / "c.mp4").write_bytes(blob + b"x")               # another size
     assert video_fingerprint(tmp_path / "c.mp4") != video_fingerprint(a)
+    small = blob[:3 * 2 ** 19]                                   # 1.5 MiB: the bytes after the first MiB count
+    changed = bytearray(small)
+    changed[-2 ** 18] ^= 1
+    (tmp_path / "d.mp4").write_bytes(small)
+    (tmp_path / "e.mp4").write_bytes(bytes(changed))
+    assert video_fingerprint(tmp_path / "d.mp4") != video_fingerprint(tmp_path / "e.mp4")
+
+
+def test_feature_cache_failures_only_cost_the_reuse(data, tiny_i3d, tmp_path, monkeypatch):
+    """A full cache disk (DataError from the atomic writer) or an unreadable cache: fit goes on."""
+    import tadkit.engine.feature_cache as fc
+    from tadkit.core.errors import DataError as DE
+    root, rows = data
+    sheet = _sheet(tmp_path / "labels.csv", rows)
+
+    def full(*a, **k):
+        raise DE("no space left on the device")
+    monkeypatch.setattr(fc, "_link_or_copy", full)
+    res = _fit(root, sheet, tmp_path / "a", tiny_i3d, feature_cache=tmp_path / "cache")
+    assert (tmp_path / "a" / "metrics.json").is_file() and res.checkpoint is not None
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+
+    def unreadable(self):
+        raise PermissionError("permission denied")
+    monkeypatch.setattr(fc.Path, "is_dir", unreadable, raising=True)
+    assert fc.FeatureCache(tmp_path / "cache", {}, "x").fetch({"v": tmp_path / "labels.csv"}, tmp_path / "f") == []

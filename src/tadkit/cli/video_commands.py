@@ -117,7 +117,7 @@ def _run_detect(args):
 
     from ..config import load_config
     from ..core.errors import ConfigError
-    from ..engine.detect import detect, detect_run
+    from ..engine.detect import detect, detect_run, detection_files
     setup_logging()
     videos = [v for v in args.video if "=" not in v]
     overrides = [v for v in args.video if "=" in v] + list(args.overrides)
@@ -131,8 +131,8 @@ def _run_detect(args):
                           overrides=overrides)
         for video, results in done.items():
             _print_table(Path(video).stem, results, args)
-            base = (Path(args.out) if args.out else Path(video).parent) / f"{Path(video).stem}_detections"
-            print(f"detections: {base}.json, {base}.csv\ntimeline: {base}.png")
+            f = detection_files(video, args.out)
+            print(f"detections: {f['json']}, {f['csv']}\ntimeline: {f['png']}")
         return 0
     if not args.config or not args.checkpoint:
         raise ConfigError("give --run RUN_DIR, or --config and --checkpoint",

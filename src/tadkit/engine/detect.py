@@ -27,7 +27,7 @@ from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, l
 from .distributed import DistContext, resolve_device
 from .inference import detections_per_video, predict_windows, results_dict
 
-__all__ = ["detect", "detect_run", "extraction_settings", "write_detections_csv"]
+__all__ = ["detect", "detect_run", "detection_files", "extraction_settings", "write_detections_csv"]
 
 _DEFAULTS = {"fps": None, "feature_stride": 4, "feature_window": 16, "short_side": 256, "crop": 224,
              "endpoint": "Mixed_5c"}
@@ -159,7 +159,15 @@ def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "au
         raise CheckpointError("the run has no checkpoint (checkpoints/best.pt or last.pt)", path=run,
                               fix="finish its training first (tadkit train ... --resume)")
     fmt = read_json(run / LABEL_FORMAT, "label sheet format") if (run / LABEL_FORMAT).is_file() else {}
-    cfg = load_config(run / "config.yaml", list(overrides))
+    own = []                    # the run's own features folder: its settings even after the run is moved
+    feats = run / "features"
+    if (feats / "features.json").is_file():
+        own = [f"data.features={feats.resolve()}"]
+        if weights is None:     # the I3D the run's features came from, when fit was given --weights
+            made_with = (read_json(feats / "features.json", "features.json") or {}).get("weights")
+            if made_with and Path(made_with).is_file():
+                weights = made_with
+    cfg = load_config(run / "config.yaml", own + list(overrides))
     videos = [Path(v) for v in videos]
     for v in videos:
         if not v.is_file():
@@ -168,11 +176,18 @@ def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "au
         check_output_dir(out_dir, "--out")
     done = {}
     for v in videos:
-        folder = Path(out_dir) if out_dir is not None else v.parent
-        base = folder / f"{v.stem}_detections"
-        results = detect(cfg, ckpt, v, weights=weights, out=base.with_suffix(".json"),
-                         picture=base.with_suffix(".png"), device=device, progress=progress)
+        files = detection_files(v, out_dir)
+        results = detect(cfg, ckpt, v, weights=weights, out=files["json"], picture=files["png"], device=device,
+                         progress=progress)
         name = v.name if fmt.get("video_with_suffix", True) else v.stem
-        write_detections_csv(base.with_suffix(".csv"), name, results["results"].get(v.stem, []), fmt)
+        write_detections_csv(files["csv"], name, results["results"].get(v.stem, []), fmt)
         done[str(v)] = results
     return done
+
+
+def detection_files(video, out_dir=None) -> dict[str, Path]:
+    """``<video stem>_detections.{json,csv,png}`` beside the video or in ``out_dir`` (a dotted stem such as
+    ``cam.1`` keeps its dots)."""
+    video = Path(video)
+    folder = Path(out_dir) if out_dir is not None else video.parent
+    return {ext: folder / f"{video.stem}_detections.{ext}" for ext in ("json", "csv", "png")}

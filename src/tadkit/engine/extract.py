@@ -215,8 +215,10 @@ def extract_features(video_dir, weights, out_dir, *, fps: float | None = None, s
 def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, *, fps, stride, window, short_side,
                   crop, batch_size, endpoint, device, amp, progress, model) -> ExtractResult:
     had_parts = (out / PARTS).is_dir()          # left by a sharded run, or put there by the feature cache
-    meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side, crop)))
+    settings = _settings(endpoint, fps, stride, window, short_side, crop)
+    meta = _merge_parts(out, _check_settings(out, settings), settings)
     dev = resolve_device(device or "auto", option="--device")
+    meta["weights"] = _weights_used(model, weights)
     model = _backbone(model, weights, endpoint).to(dev).eval()
     # the folder appears with the first video's features (atomic_path makes it): a run where no video
     # can be read leaves nothing behind
@@ -232,13 +234,13 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
 
     def record(vid, entry):
         meta["videos"][vid] = entry
-        atomic_write_json(out / FEATURES_META, meta)
+        _write_meta(out, meta)
 
     _extract_list(model, todo, out, result, first_write=first_write, record=record, fps=fps, stride=stride,
                   window=window, short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
                   device=dev, amp=amp, progress=progress)
     if (result.extracted or result.skipped) and (had_parts or not (out / FEATURES_META).exists()):
-        atomic_write_json(out / FEATURES_META, meta)
+        _write_meta(out, meta)
     if had_parts:
         _drop_parts(out)
     _raise_failed(result.failed, len(found), video_dir)
@@ -248,6 +250,21 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
 def _settings(endpoint, fps, stride, window, short_side, crop) -> dict:
     return {"backbone": "i3d", "endpoint": endpoint, "fps": None if fps is None else float(fps),
             "feature_stride": stride, "feature_window": window, "short_side": short_side, "crop": crop}
+
+
+def _write_meta(out: Path, meta: dict) -> None:
+    """``features.json``, its videos sorted by id (the same file however the videos were dealt out)."""
+    atomic_write_json(out / FEATURES_META, {**meta, "videos": dict(sorted(meta["videos"].items()))})
+
+
+def _weights_used(model, weights) -> str | None:
+    """The I3D weights file the features come from (recorded for ``tadkit detect --run``); None for a given model."""
+    if model is not None:
+        return None
+    if weights is None:
+        from .weights import default_weights
+        weights = default_weights("i3d")
+    return str(Path(weights).resolve())
 
 
 def _backbone(model, weights, endpoint):
@@ -265,17 +282,25 @@ def _done(out: Path, meta: dict, vid: str) -> bool:
 PARTS = ".parts"   # FEATURE_DIR/.parts/<video_id>.json: a video finished by one of several processes
 
 
-def _merge_parts(out: Path, meta: dict) -> dict:
-    """``meta`` with the videos that processes of a sharded run finished (their ``.npy`` is there)."""
+def write_part(out: Path, vid: str, settings: dict, entry: dict) -> None:
+    """Record a finished video (its ``.npy`` already in place) with the settings it was made with."""
+    atomic_write_json(out / PARTS / f"{vid}.json", {"settings": settings, "entry": entry})
+
+
+def _merge_parts(out: Path, meta: dict, settings: dict) -> dict:
+    """``meta`` with the videos recorded in ``.parts`` (by the processes of a sharded run, or the feature
+    cache) whose ``.npy`` is there and whose settings are ``settings``; any other is extracted again."""
+    import json
     parts = out / PARTS
     if parts.is_dir():
         for p in sorted(parts.glob("*.json")):
             if (out / f"{p.stem}.npy").is_file():
                 try:
-                    import json
-                    meta["videos"][p.stem] = json.loads(p.read_text())
+                    part = json.loads(p.read_text())
                 except (OSError, ValueError):
-                    pass                         # unreadable: the video is extracted again
+                    continue                     # unreadable: the video is extracted again
+                if isinstance(part, dict) and part.get("settings") == settings and "entry" in part:
+                    meta["videos"][p.stem] = part["entry"]
     return meta
 
 
@@ -335,14 +360,16 @@ def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_di
     """One process of a ``torchrun`` extraction (module docstring): rank 0 checks and locks the folder and
     says what is left; every process extracts its share (round-robin); rank 0 writes ``features.json``."""
     lock = OutputLock(out, "tadkit extract")
+    settings = _settings(endpoint, fps, stride, window, short_side, crop)
     word: dict = {}
     error = None
+    meta: dict = {}
     if ctx.is_main:
         try:
             lock.acquire()
             remove_stale_temporaries(out)
-            meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side,
-                                                                    crop)))
+            meta = _merge_parts(out, _check_settings(out, settings), settings)
+            meta["weights"] = _weights_used(model, weights)
             word = {"done": [vid for vid in found if _done(out, meta, vid)]}
         except TadkitError as e:
             error, word = e, {"error": e.one_line()}
@@ -357,25 +384,28 @@ def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_di
         mine = todo[ctx.rank::ctx.world_size]
         net = _backbone(model, weights, endpoint).to(ctx.device).eval()
 
+        entries: dict = {}
+
         def record(vid, entry):
-            atomic_write_json(out / PARTS / f"{vid}.json", entry)
+            write_part(out, vid, settings, entry)     # kept if this process is stopped before the end
+            entries[vid] = entry
 
         _extract_list(net, mine, out, result, first_write=lambda: None, record=record, fps=fps, stride=stride,
                       window=window, short_side=short_side, crop=crop, batch_size=batch_size, endpoint=endpoint,
                       device=ctx.device, amp=amp, progress=progress and ctx.is_main,
                       desc=f"extract (rank 0 of {ctx.world_size})")
         try:
-            shares = ctx.all_gather_object((result.extracted, result.failed, result.frames))
+            shares = ctx.all_gather_object((entries, result.failed, result.frames))
         except RuntimeError as e:                # a process died: say which, in one line
             raise (ctx.stopped_elsewhere(e) or e) from None
         result.extracted = sorted(v for ex, _, _ in shares for v in ex)
         result.failed = [f for _, fl, _ in shares for f in fl]
         result.frames = sum(fr for _, _, fr in shares)
         if ctx.is_main:
-            meta = _merge_parts(out, _check_settings(out, _settings(endpoint, fps, stride, window, short_side,
-                                                                    crop)))
+            for ex, _, _ in shares:              # the entries themselves: no file another node wrote is read
+                meta["videos"].update(ex)
             if result.extracted or result.skipped:
-                atomic_write_json(out / FEATURES_META, meta)      # once, with every process's videos
+                _write_meta(out, meta)           # once, with every process's videos
             _drop_parts(out)
         ctx.barrier()                            # features.json is there before any process goes on
     except TadkitError as e:

@@ -39,8 +39,8 @@ def video_fingerprint(path) -> str:
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
         h.update(f.read(_EDGE))
-        if size > 2 * _EDGE:
-            f.seek(size - _EDGE)
+        if size > _EDGE:                         # the rest up to the last MiB's worth (all of a 1-2 MiB file)
+            f.seek(max(_EDGE, size - _EDGE))
             h.update(f.read(_EDGE))
     return h.hexdigest()[:32]
 
@@ -81,47 +81,51 @@ class FeatureCache:
         """Put the cached features of ``videos`` ({id: path}) into the feature folder ``out`` (each
         ``.npy`` with its entry in ``out/.parts``, which :func:`tadkit.engine.extract.extract_features`
         takes as finished); the ids found."""
-        from ..core.io import atomic_write_json
-        from .extract import PARTS
-        if not self.dir.is_dir():
-            return []
+        from ..core.errors import TadkitError
+        from .extract import write_part
         got = []
-        for vid, path in videos.items():
-            if (out / f"{vid}.npy").exists():
-                continue
-            fp = video_fingerprint(path)
-            npy, entry = self.dir / f"{fp}.npy", self.dir / f"{fp}.json"
-            if not (npy.is_file() and entry.is_file()):
-                continue
-            try:
-                meta = json.loads(entry.read_text())
-            except (OSError, ValueError):
-                continue
-            meta["source"] = Path(path).name
-            _link_or_copy(npy, out / f"{vid}.npy")
-            atomic_write_json(out / PARTS / f"{vid}.json", meta)
-            got.append(vid)
+        try:
+            if not self.dir.is_dir():
+                return []
+            for vid, path in videos.items():
+                if (out / f"{vid}.npy").exists():
+                    continue
+                fp = video_fingerprint(path)
+                npy, entry = self.dir / f"{fp}.npy", self.dir / f"{fp}.json"
+                if not (npy.is_file() and entry.is_file()):
+                    continue
+                try:
+                    meta = json.loads(entry.read_text())
+                except ValueError:
+                    continue
+                meta["source"] = Path(path).name
+                _link_or_copy(npy, out / f"{vid}.npy")
+                write_part(out, vid, self.settings, meta)
+                got.append(vid)
+        except (OSError, TadkitError):       # an unreadable cache, a full disk: those videos are extracted
+            pass
         return got
 
     def store(self, videos: dict, out: Path) -> int:
         """Keep the features of ``videos`` that ``out`` holds (per its ``features.json``); how many were new."""
+        from ..core.errors import TadkitError
         from ..core.io import atomic_write_json
         from ..data.features import read_features_meta
         meta = read_features_meta(out) or {}
         n = 0
-        for vid, path in videos.items():
-            entry = meta.get("videos", {}).get(vid)
-            if entry is None or not (out / f"{vid}.npy").is_file():
-                continue
-            fp = video_fingerprint(path)
-            if (self.dir / f"{fp}.npy").is_file() and (self.dir / f"{fp}.json").is_file():
-                continue
-            with contextlib.suppress(OSError):           # a full or read-only cache only costs the reuse
+        # a full, read-only or unreadable cache only costs the reuse (a full disk is a DataError from atomic_path)
+        with contextlib.suppress(OSError, TadkitError):
+            for vid, path in videos.items():
+                entry = meta.get("videos", {}).get(vid)
+                if entry is None or not (out / f"{vid}.npy").is_file():
+                    continue
+                fp = video_fingerprint(path)
+                if (self.dir / f"{fp}.npy").is_file() and (self.dir / f"{fp}.json").is_file():
+                    continue
                 self.dir.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(out / f"{vid}.npy", self.dir / f"{fp}.npy")
                 atomic_write_json(self.dir / f"{fp}.json", entry)     # written last: the pair is complete
                 n += 1
-        if n:
-            with contextlib.suppress(OSError):
+            if n:
                 atomic_write_json(self.dir / "settings.json", {"settings": self.settings, "backbone": self.backbone})
         return n

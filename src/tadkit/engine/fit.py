@@ -52,7 +52,8 @@ def label_format(sheet) -> dict:
     """The sheet's column names (video, start, end, label), delimiter and whether videos carry a suffix."""
     cols = {k: sheet.columns.get(k, k) for k in ("video", "start", "end", "label")}
     delimiter = sheet.delimiter if sheet.format in ("csv", "tsv") and sheet.delimiter else ","
-    with_suffix = any(Path(r.video).suffix for r in sheet.rows)
+    from ..data.label_sheet import _video_suffixes
+    with_suffix = any(Path(r.video).suffix.lower() in _video_suffixes() for r in sheet.rows)
     return {"columns": cols, "delimiter": delimiter, "video_with_suffix": with_suffix, "format": sheet.format}
 
 
