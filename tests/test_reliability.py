@@ -265,3 +265,24 @@ def test_a_full_disk_keeps_the_previous_file_and_says_so_in_one_line(data, tmp_p
     code, err = out["eval"]
     errors = [ln for ln in err.strip().splitlines() if "warning:" not in ln]       # eval's warnings aside
     assert code == 2 and len(errors) == 1 and "no space left" in errors[0] and "Traceback" not in err, err
+
+
+def test_atomic_link_or_copy_links_where_it_can_and_copies_where_it_cannot(tmp_path, monkeypatch):
+    import os
+
+    from tadkit.core.io import atomic_link_or_copy
+    src = tmp_path / "epoch_001.pt"
+    src.write_bytes(b"weights" * 1000)
+    atomic_link_or_copy(src, tmp_path / "last.pt")
+    assert (tmp_path / "last.pt").samefile(src)                         # one file, two names
+    (tmp_path / "old.pt").write_bytes(b"old")
+    atomic_link_or_copy(src, tmp_path / "old.pt")                        # replaces an existing file
+    assert (tmp_path / "old.pt").read_bytes() == src.read_bytes()
+
+    def no_links(*a, **k):                                               # e.g. another file system
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(os, "link", no_links)
+    atomic_link_or_copy(src, tmp_path / "copy.pt")
+    assert (tmp_path / "copy.pt").read_bytes() == src.read_bytes()
+    assert not (tmp_path / "copy.pt").samefile(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.pt", "epoch_001.pt", "last.pt", "old.pt"]  # no temporaries

@@ -75,6 +75,11 @@ def test_fit_end_to_end(data, tiny_i3d, tmp_path):
     assert "# branch_layers / regression_ranges: 2 pyramid levels of 6" in text
     assert cfg.model.params["max_seq_len"] == 12
     assert res.checkpoint is not None and res.checkpoint.is_file()
+    # one epoch checkpoint kept; last.pt is that file (a hard link), not a second copy
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.pt", "epoch_002.pt", "last.pt"]
+    assert (ckpts / "last.pt").samefile(ckpts / "epoch_002.pt")
+    assert "# train.keep_checkpoints 1:" in text
     assert res.detect_command.endswith(f"--run {run}")
     assert set(res.per_class_ap) <= set(ann["classes"])
     m = json.loads((run / "metrics.json").read_text())

@@ -194,6 +194,19 @@ def check_output_file(path: str | os.PathLike, option: str = "the output file") 
     return p
 
 
+def atomic_link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """``dest`` becomes ``src``'s content at once: a hard link (no space, no time) where the file system
+    allows, else a copy; never half there. Safe because tadkit replaces files, never edits them in place."""
+    import shutil
+    dest = Path(dest)
+    with atomic_path(dest, suffix=dest.suffix) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -19,7 +19,6 @@ import pickle
 import warnings
 import random
 import reprlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +70,10 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 def copy_checkpoint(src, dst) -> None:
-    """Atomic copy (``last.pt``, ``best.pt`` from ``epoch_XXX.pt``)."""
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
+    """``last.pt``, ``best.pt`` from ``epoch_XXX.pt``: a hard link where possible (one file's space), else a
+    copy; atomic either way."""
+    from ..core.io import atomic_link_or_copy
+    atomic_link_or_copy(src, dst)
 
 
 # -- reading -----------------------------------------------------------------------------------------

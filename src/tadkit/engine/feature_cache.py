@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 __all__ = ["FeatureCache", "video_fingerprint", "backbone_identity", "default_root"]
@@ -59,14 +57,8 @@ def backbone_identity(weights=None, model=None) -> str:
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
-    """``dest`` becomes ``src``'s content at once (a hard link, else a copy), never half there."""
-    from ..core.io import atomic_path
-    with atomic_path(dest, suffix=dest.suffix) as tmp:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+    from ..core.io import atomic_link_or_copy
+    atomic_link_or_copy(src, dest)
 
 
 class FeatureCache:

@@ -275,6 +275,11 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
               f"data.test_subset={test_subset}", "data.fps=null", "data.feature_stride=null",
               "data.feature_window=null", *level_opts, f"model.max_seq_len={seq}", f"test.tiou={tiou}",
               f"output_dir={run}"]
+    keep_note = []
+    if not any(o.startswith("train.keep_checkpoints=") for o in overrides):
+        chosen.append("train.keep_checkpoints=1")
+        keep_note = ["train.keep_checkpoints 1: of the epoch checkpoints only the newest is kept, besides "
+                     "last.pt and best.pt (a full-size checkpoint takes about 300 MB)"]
     cfg = api.load_config(base, chosen + overrides)
     n_train = sum(s == "training" for s in subsets.values())
     n_val = sum(s == test_subset for s in subsets.values()) if test_subset != "training" else 0
@@ -286,6 +291,7 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
         f"test.tiou {tiou}: {tiou_why}",
         *([f"branch_layers / regression_ranges: {levels[1]}"] if levels is not None else []),
         "data.fps, feature_stride, feature_window null: features/features.json gives the timing",
+        *keep_note,
         *notes,
     ]
     if overrides:
