@@ -116,7 +116,7 @@ class TrainConfig:
     device: str = "auto"                  # auto | cpu | cuda
     deterministic: bool = False           # torch deterministic algorithms (slower on GPU)
     find_unused_parameters: bool = False  # DistributedDataParallel option
-    keep_checkpoints: Optional[int] = None  # keep only the newest N epoch_XXX.pt (null: all)
+    keep_checkpoints: Optional[int] = 3     # keep only the newest N epoch_XXX.pt, besides last.pt and best.pt (null: all)
     progress: bool = True                 # tqdm bars (on a terminal)
     tensorboard: bool = False             # also write OUTPUT_DIR/tensorboard (needs `tensorboard`)
 

@@ -3,7 +3,7 @@
 One run writes into ``output_dir``::
 
     config.yaml                   the resolved config
-    checkpoints/epoch_XXX.pt      after every epoch (train.keep_checkpoints keeps the newest N)
+    checkpoints/epoch_XXX.pt      after every epoch; the newest train.keep_checkpoints (3; null: all) are kept
     checkpoints/last.pt           the newest epoch; --resume continues from it
     checkpoints/best.pt           the epoch with the best average mAP on data.test_subset
     log.csv                       one row per epoch (losses, lr, mAP when evaluated, time)
