@@ -166,9 +166,21 @@ def test_all_problems_reported_at_once(tmp_path):
     with pytest.raises(DataError) as e:
         apply_problems(sheet, problems, drop_defects=False)
     msg = str(e.value)
-    assert "\n" not in msg and "6 problems in the label sheet" in msg and "and 3 more" in msg
-    assert "line 4: end 2" not in msg and "lines 3, 7" in msg
+    assert "\n" not in msg and "6 problems in the label sheet" in msg and "more" not in msg
+    assert all(str(pr) in msg for pr in problems)                     # every one, in one report
     assert msg.endswith("(fix the sheet, or pass --drop-defects)") and e.value.path == sheet.path
+
+
+def test_a_sheet_with_very_many_problems_lists_the_first_hundred(tmp_path):
+    from tadkit.data.label_sheet import SHOWN_PROBLEMS
+    body = "v1,2,1,a\n" * (SHOWN_PROBLEMS + 7)                           # every row reversed
+    sheet, problems = _check(tmp_path, body)
+    assert len(problems) == SHOWN_PROBLEMS + 7
+    with pytest.raises(DataError) as e:
+        apply_problems(sheet, problems, drop_defects=False)
+    msg = str(e.value)
+    assert str(problems[SHOWN_PROBLEMS - 1]) in msg and str(problems[SHOWN_PROBLEMS]) not in msg
+    assert "; and 7 more" in msg and "\n" not in msg
 
 
 def test_drop_defects_keeps_the_survivors(tmp_path):

@@ -89,14 +89,26 @@ def test_fit_end_to_end(data, tiny_i3d, tmp_path):
     # a finished run is not overwritten: refused before anything is written
     from tadkit.core.errors import ConfigError
     before = (run / "annotations.json").stat().st_mtime_ns
-    with pytest.raises(ConfigError, match="already holds a trained run"):
+    with pytest.raises(ConfigError, match="already holds a finished run"):
         _fit(root, sheet, run, tiny_i3d)
     assert (run / "annotations.json").stat().st_mtime_ns == before
-    # a run whose training did not finish is redone, reusing the features
+    # a run stopped during its training (checkpoints, no predictions yet) is resumed from last.pt: with
+    # one more epoch asked for, only that epoch is trained
+    from tadkit.engine.fit import fit
+    for name in ("predictions.json", "metrics.json", "report.html"):
+        (run / name).unlink()
+    res2 = fit(root / "videos", sheet, run, short_side=32, crop=32, progress=False, extract_model=tiny_i3d,
+               overrides=TINY + ["train.epochs=3"], echo=None, feature_cache=False)
+    assert any("resumed the training" in n for n in res2.notes)
+    assert any("reused the features of 8 videos" in n for n in res2.notes)
+    assert [r["epoch"] for r in csv.DictReader(open(run / "log.csv"))] == ["1", "2", "3"]
+    assert (run / "predictions.json").is_file()
+    # a run folder without checkpoints (stopped during extraction) is trained afresh
     import shutil
     shutil.rmtree(run / "checkpoints")
-    res2 = _fit(root, sheet, run, tiny_i3d)
-    assert any("reused the features of 8 videos" in n for n in res2.notes)
+    (run / "predictions.json").unlink()
+    res3 = _fit(root, sheet, run, tiny_i3d)
+    assert not any("resumed" in n for n in res3.notes) and (run / "checkpoints" / "last.pt").is_file()
 
 
 def test_fit_defects_one_line_and_nothing_written(data, tiny_i3d, tmp_path):
@@ -120,7 +132,9 @@ def test_fit_drop_defects_proceeds(data, tiny_i3d, tmp_path):
     res = _fit(root, sheet, run, tiny_i3d, drop_defects=True)
     assert (run / "metrics.json").is_file()
     assert len(json.loads((run / "annotations.json").read_text())["database"]) == 8
-    assert any("dropped" in n for n in res.notes)
+    note = next(n for n in res.notes if n.startswith("--drop-defects"))
+    assert f"left out 2 rows (lines {len(rows) + 2}, {len(rows) + 3})" in note
+    assert "1 video (missing.mp4)" in note
 
 
 def test_fit_cli_bad_override_exit_2(data, tmp_path, capsys):

@@ -448,15 +448,19 @@ def check_against_videos(sheet: LabelSheet, video_dir=None, durations: Mapping[s
     return problems
 
 
+SHOWN_PROBLEMS = 100     # problems listed in the one-line error (a sheet with more is mostly wrong)
+
+
 def apply_problems(sheet: LabelSheet, problems: list[Problem], drop_defects: bool = False) -> LabelSheet:
-    """Raise one :class:`DataError` for ``problems``, or with ``drop_defects`` return the sheet
-    without the defective rows (and without videos left with no rows, or missing)."""
+    """Raise one :class:`DataError` listing ``problems`` (the first :data:`SHOWN_PROBLEMS`), or with
+    ``drop_defects`` return the sheet without the defective rows (and without videos left with no rows,
+    or missing)."""
     if not problems:
         return sheet
     if not drop_defects:
         n = len(problems)
-        shown = "; ".join(str(pr) for pr in problems[:3])
-        more = f"; and {n - 3} more" if n > 3 else ""
+        shown = "; ".join(str(pr) for pr in problems[:SHOWN_PROBLEMS])
+        more = f"; and {n - SHOWN_PROBLEMS} more" if n > SHOWN_PROBLEMS else ""
         raise DataError(f"{n} problem{'s' if n > 1 else ''} in the label sheet: {shown}{more}",
                         path=sheet.path, fix=_DROP_FIX)
     bad_lines = {x for pr in problems for x in pr.lines}

@@ -95,6 +95,21 @@ def _seq_multiple(params: dict) -> tuple[int, str]:
     return 32, "a multiple of 32"
 
 
+def _dropped_note(before, after, n_problems: int) -> str:
+    """What ``--drop-defects`` left out: the sheet's line numbers and the videos."""
+    kept = {r.line for r in after.rows}
+    lines = sorted(r.line for r in before.rows if r.line not in kept)
+    videos = [v for v in before.videos if v not in set(after.videos)]
+    shown = ", ".join(map(str, lines[:20])) + (f" and {len(lines) - 20} more" if len(lines) > 20 else "")
+    text = (f"--drop-defects: {n_problems} problem{'s' if n_problems > 1 else ''} in the label sheet; "
+            f"left out {len(lines)} row{'s' if len(lines) != 1 else ''}" + (f" (line{'s' if len(lines) > 1 else ''} "
+                                                                          f"{shown})" if lines else ""))
+    if videos:
+        text += f" and {len(videos)} video{'s' if len(videos) > 1 else ''} ({', '.join(videos[:10])}" + (
+            f" and {len(videos) - 10} more)" if len(videos) > 10 else ")")
+    return text
+
+
 def _choose_levels(params: dict, action_steps: list[float], longest: int) -> tuple[dict, str] | None:
     """Fewer pyramid levels when the top ones would be idle: the level of the longest training action
     plus one level of headroom, and no level coarser than half the longest video (so every level has at
@@ -182,21 +197,21 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     main = ctx.is_main
     # -- 1. validate: nothing is written before this passes ------------------------------------
     run = check_output_dir(out, "--out")
-    if (run / "checkpoints" / "last.pt").exists():
-        raise ConfigError("--out already holds a trained run", path=run,
-                          fix="choose another --out (a run folder whose training did not finish is resumed: "
-                              "its features are reused)")
+    if (run / "predictions.json").exists() and (run / "checkpoints" / "last.pt").exists():
+        raise ConfigError("--out already holds a finished run", path=run,
+                          fix="choose another --out (a run folder whose training did not finish is resumed, "
+                              "its features reused)")
+    resume = (run / "checkpoints" / "last.pt").exists()   # stopped during training: go on from its last epoch
     base = method_config(method)
     api.load_config(base, overrides)                 # bad keys / values fail now, not after extraction
     sheet = read_label_sheet(labels)
     durations, _ = video_durations(sheet, video_dir)
     problems = check_against_videos(sheet, video_dir, durations=durations)
+    original = sheet
     sheet = apply_problems(sheet, problems, drop_defects=drop_defects)
     notes: list[str] = []
     if problems:
-        n = len(problems)
-        notes.append(f"--drop-defects: dropped the rows and videos of {n} problem{'s' if n > 1 else ''} "
-                     "in the label sheet")
+        notes.append(_dropped_note(original, sheet, len(problems)))
     if not sheet.labels:
         raise DataError("the label sheet has no labelled action left", path=labels,
                         fix="label at least one action (a class needs examples to be learnt)")
@@ -306,7 +321,9 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
         atomic_write_text(cfg_path, header + cfg.to_yaml())
 
     # -- 5. train --------------------------------------------------------------------------------
-    result = api.train(cfg)
+    if resume:
+        notes.append(f"resumed the training stopped in {run} (checkpoints/last.pt)")
+    result = api.train(cfg, resume=resume)
     if main:
         atomic_write_text(cfg_path, header + cfg.to_yaml())      # the trainer writes its own, without comments
 
