@@ -52,13 +52,14 @@ def test_subset_column_kept_with_its_name(tmp_path):
 
 @pytest.mark.parametrize("text, seconds", [
     ("12.5", 12.5), ("0", 0.0), ("01:02:03.250", 3723.25), ("1:02:03", 3723.0), ("02:03.5", 123.5),
-    ("75:30", 4530.0), ("00:00:07,040", 7.04), ("-1.5", -1.5), (" 3 ", 3.0),
+    ("75:30", 4530.0), ("00:00:07,040", 7.04), ("-1.5", -1.5), (" 3 ", 3.0), ("12,5", 12.5), ("-1,5", -1.5),
 ])
 def test_parse_time(text, seconds):
     assert parse_time(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "x", "1:2:3:4", "01:60:00", "00:00:60", "1:75", "nan", "inf", "12s", "1.2.3"])
+@pytest.mark.parametrize("text", ["", "x", "1:2:3:4", "01:60:00", "00:00:60", "1:75", "nan", "inf", "12s", "1.2.3",
+                                  "1,2,3", "1,"])
 def test_parse_time_rejects(text):
     assert parse_time(text) is None
 

@@ -201,9 +201,49 @@ def test_detect_with_the_run_writes_json_and_csv_in_the_sheets_columns(data, tin
     with open(out / "clip.1_detections.csv", newline="") as f:
         second = list(csv.reader(f))
     assert {r[0] for r in first[1:]} == {"clip.0.mp4"} and {r[0] for r in second[1:]} == {"clip.1.mp4"}
-    # not a run folder: one line, exit 2
+    said = capsys.readouterr().out
+    n = len(json.loads((out / "clip.0_detections.json").read_text())["results"]["clip.0"])
+    assert f"clip.0: {n} detections" + (" (the 20 best shown" if n > 20 else "") in said
+    # --min-score trims the table and the CSV; the JSON keeps every detection
+    assert main(["detect", str(videos[0]), "--run", str(run), "--out", str(out), "--min-score", "0.05",
+                 "test.min_score=0.0"]) == 0
+    with open(out / "clip.0_detections.csv", newline="") as f:
+        scores = [float(r[4]) for r in list(csv.reader(f))[1:]]
+    everything = json.loads((out / "clip.0_detections.json").read_text())["results"]["clip.0"]
+    assert scores == [d["score"] for d in everything if d["score"] >= 0.05] and len(everything) > len(scores)
+    # not a run folder, or a folder given as a video: one line, exit 2
+    capsys.readouterr()
     code = main(["detect", str(videos[0]), "--run", str(tmp_path), "--out", str(out)])
     assert code == 2 and "config.yaml" in capsys.readouterr().err
+    code = main(["detect", str(root / "videos"), "--run", str(run), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a folder, not a video file" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, fmt, want", [
+    ("video,start,end,label\na.mp4,1.5,2,x\n", {"delimiter": ",", "clock_times": False}, ["a.mp4", "1.000", "2.500"]),
+    ("file\tonset\toffset\tbehavior\na\t00:00:01.5\t00:00:02\tx\n",          # a TSV: written as a comma CSV
+     {"delimiter": ",", "clock_times": True, "video_with_suffix": False}, ["a", "00:00:01.000", "00:00:02.500"]),
+    ("clip;begin;stop;class\na.mp4;1,5;2;x\n", {"delimiter": ";", "clock_times": False}, ["a.mp4", "1.000", "2.500"]),
+])
+def test_detections_written_back_in_the_sheets_manner(tmp_path, text, fmt, want):
+    from tadkit.data.label_sheet import read_label_sheet
+    from tadkit.engine.detect import write_detections_csv
+    from tadkit.engine.fit import label_format
+    (tmp_path / "s.txt").write_text(text)
+    got = label_format(read_label_sheet(tmp_path / "s.txt"))
+    assert {k: got[k] for k in fmt} == fmt
+    write_detections_csv(tmp_path / "d.csv", want[0], [{"segment": [1.0, 2.5], "label": "x", "score": 0.5}], got)
+    lines = (tmp_path / "d.csv").read_text().splitlines()
+    header = text.splitlines()[0].replace("\t", ",").replace(";", got["delimiter"]).split(got["delimiter"])
+    assert lines[0].split(got["delimiter"]) == header + ["score"]
+    assert lines[1].split(got["delimiter"]) == want + ["x", "0.500000"]
+
+
+def test_clock_time_by_hand():
+    from tadkit.engine.detect import clock_time
+    assert [clock_time(t) for t in (0, 1.5, 61.0004, 3723.25, 59.9996)] == \
+        ["00:00:00.000", "00:00:01.500", "00:01:01.000", "01:02:03.250", "00:01:00.000"]
 
 
 RANGES = [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]

@@ -15,14 +15,16 @@ def register(sub):
     p.add_argument("video_dir", help="folder of the videos the sheet names")
     p.add_argument("labels", help="label sheet: CSV/TSV (video, start, end, label columns) or ActivityNet-style JSON")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--method", default="asl", help="detector: configs/<method>/custom.yaml (default asl)")
+    p.add_argument("--method", default="asl",
+                   help="detector, whose configs/<method>/custom.yaml is the starting point: asl (default), "
+                        "actionformer, amnet, tags, sptad, pointtad")
     p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of videos held out for validation, when the sheet has no subset column")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split")
+                   help="share of videos held out for validation, when the sheet has no subset column (0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (0)")
     p.add_argument("--drop-defects", action="store_true", help="drop defective rows instead of stopping")
     p.add_argument("--weights", help="I3D checkpoint (default: the one `tadkit weights i3d` cached)")
-    p.add_argument("--short-side", type=int, default=256, help="frames resized to this short side")
-    p.add_argument("--crop", type=int, default=224, help="centre crop size")
+    p.add_argument("--short-side", type=int, default=256, help="frames resized to this short side (256)")
+    p.add_argument("--crop", type=int, default=224, help="centre crop size (224)")
     p.add_argument("--no-feature-cache", action="store_true",
                    help="neither take features from nor add them to $TADKIT_HOME/features (where a later fit "
                         "on the same videos and settings finds them)")

@@ -96,7 +96,9 @@ def _reg_detect(sub):
                                  "with --run: the folder for each video's files (default: beside the video)")
     p.add_argument("--picture", help="timeline picture to write (default: beside --out, .png; not with --run)")
     p.add_argument("--top", type=int, default=20, help="rows of the printed table (20)")
-    p.add_argument("--min-score", type=float, default=0.0, help="leave detections below this out of the table")
+    p.add_argument("--min-score", type=float, default=0.0,
+                   help="leave detections below this score out of the table and the CSV (default 0: all kept; "
+                        "the JSON keeps them all)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: the GPU when present")
     p.set_defaults(overrides=[])
     p.parse_known_args = overrides_anywhere(p)     # KEY=VALUE after the options too
@@ -105,7 +107,9 @@ def _reg_detect(sub):
 def _print_table(vid: str, results: dict, args) -> None:
     all_dets = results["results"].get(vid, [])
     dets = [d for d in all_dets if d["score"] >= args.min_score]
-    print(f"{vid}: {len(all_dets)} detections")
+    shown = min(len(dets), args.top)
+    print(f"{vid}: {len(all_dets)} detections" + (f" (the {shown} best shown: --top, --min-score)"
+                                                  if shown < len(all_dets) else ""))
     print(f"{'start':>9} {'end':>9}  {'score':>6}  label")
     for d in dets[:args.top]:
         s, e = d["segment"]
@@ -117,7 +121,7 @@ def _run_detect(args):
 
     from ..config import load_config
     from ..core.errors import ConfigError
-    from ..engine.detect import detect, detect_run, detection_files
+    from ..engine.detect import check_video_path, detect, detect_run, detection_files
     setup_logging()
     videos = [v for v in args.video if "=" not in v]
     overrides = [v for v in args.video if "=" in v] + list(args.overrides)
@@ -128,7 +132,7 @@ def _run_detect(args):
             raise ConfigError("--run takes the config and checkpoint from the run folder",
                               fix="pass --run alone, or --config and --checkpoint without it")
         done = detect_run(args.run, videos, out_dir=args.out, weights=args.weights, device=args.device,
-                          overrides=overrides)
+                          overrides=overrides, min_score=args.min_score)
         for video, results in done.items():
             _print_table(Path(video).stem, results, args)
             f = detection_files(video, args.out)
@@ -140,6 +144,7 @@ def _run_detect(args):
     if len(videos) > 1:
         raise ConfigError("several videos need --run (one folder of outputs per video)",
                           fix="pass --run RUN_DIR, or one video at a time")
+    check_video_path(videos[0])
     cfg = load_config(args.config, overrides)
     vid = Path(videos[0]).stem
     out = Path(args.out) if args.out else Path(f"{vid}_detections.json")

@@ -17,7 +17,7 @@ CSV or TSV
     Other columns are kept in the header but not read. Blank rows (all fields empty) are
     skipped.
 Times
-    Seconds (``12.5``, ``-1`` is read and then reported as a negative start),
+    Seconds (``12.5``, or ``12,5`` with a decimal comma; ``-1`` is read and then reported as a negative start),
     ``hh:mm:ss(.ms)`` or ``mm:ss(.ms)`` (minutes and seconds below 60 under a higher field;
     the fraction may follow ``.`` or ``,``). Anything else is reported, not guessed.
 ActivityNet-style JSON
@@ -83,6 +83,7 @@ _SUBSET_FIX = "write train, val or test in the subset column"
 _TIME_FIX = "write times as seconds (12.5) or hh:mm:ss.ms (00:00:12.500)"
 _DROP_FIX = "fix the sheet, or pass --drop-defects"
 _TIMESTAMP = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:[.,]\d*)?)$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _ROLE_BY_NAME = {name: role for role, names in HEADER_SYNONYMS.items() for name in names}
 
@@ -176,6 +177,8 @@ def parse_time(value) -> float | None:
         x = float(value)
         return x if math.isfinite(x) else None
     text = str(value).strip()
+    if _DECIMAL_COMMA.match(text):               # 1,5: seconds with a decimal comma (European exports)
+        text = text.replace(",", ".")
     if _NUMBER.match(text):
         x = float(text)
         return x if math.isfinite(x) else None

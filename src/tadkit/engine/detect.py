@@ -27,7 +27,8 @@ from .checkpoint import check_compatible, checkpoint_weights, load_checkpoint, l
 from .distributed import DistContext, resolve_device
 from .inference import detections_per_video, predict_windows, results_dict
 
-__all__ = ["detect", "detect_run", "detection_files", "extraction_settings", "write_detections_csv"]
+__all__ = ["detect", "detect_run", "detection_files", "check_video_path", "clock_time", "extraction_settings",
+           "write_detections_csv"]
 
 _DEFAULTS = {"fps": None, "feature_stride": 4, "feature_window": 16, "short_side": 256, "crop": 224,
              "endpoint": "Mixed_5c"}
@@ -122,6 +123,14 @@ def detect(cfg: Config, checkpoint, video, *, weights=None, out=None, picture=No
 
 
 
+def clock_time(seconds: float) -> str:
+    """``hh:mm:ss.mmm``, as label sheets with clock times write them."""
+    ms = int(round(max(0.0, seconds) * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    return f"{h:02d}:{m:02d}:{ms // 1000:02d}.{ms % 1000:03d}"
+
+
 def write_detections_csv(path, video_name: str, detections: list[dict], fmt: dict | None = None) -> None:
     """Detections as a label sheet: the run's column names (``video, start, end, label`` by default) plus ``score``."""
     import csv
@@ -131,21 +140,23 @@ def write_detections_csv(path, video_name: str, detections: list[dict], fmt: dic
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=fmt.get("delimiter", ","), lineterminator="\n")
     w.writerow([cols["video"], cols["start"], cols["end"], cols["label"], "score"])
+    when = clock_time if fmt.get("clock_times") else (lambda t: f"{t:.3f}")
     for d in detections:
         s, e = d["segment"]
-        w.writerow([video_name, f"{s:.3f}", f"{e:.3f}", d["label"], f"{d['score']:.6f}"])
+        w.writerow([video_name, when(s), when(e), d["label"], f"{d['score']:.6f}"])
     from ..core.io import atomic_write_text
     atomic_write_text(path, buf.getvalue())
 
 
 def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "auto", overrides=(),
-               progress: bool = True) -> dict[str, dict]:
+               progress: bool = True, min_score: float = 0.0) -> dict[str, dict]:
     """``tadkit detect VIDEO... --run RUN_DIR``: each video through a ``tadkit fit`` (or ``train``) run.
 
     Uses the run's ``config.yaml`` and its best checkpoint (else ``last.pt``); writes, per video,
     ``<video>_detections.json`` (ActivityNet results), ``.csv`` (the run's label-sheet column names
     plus ``score``; ``video, start, end, label, score`` for a run without a sheet) and ``.png``
-    (a timeline), beside the video or into ``out_dir``.
+    (a timeline), beside the video or into ``out_dir``. ``min_score`` leaves weaker detections out of
+    the CSV (the JSON keeps them all, for ``tadkit eval``).
     """
     from ..config import load_config
     from ..core.io import check_output_dir, read_json
@@ -170,8 +181,7 @@ def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "au
     cfg = load_config(run / "config.yaml", own + list(overrides))
     videos = [Path(v) for v in videos]
     for v in videos:
-        if not v.is_file():
-            raise ConfigError("video not found", path=v, fix="check the path")
+        check_video_path(v)
     if out_dir is not None:
         check_output_dir(out_dir, "--out")
     done = {}
@@ -180,9 +190,19 @@ def detect_run(run_dir, videos, *, out_dir=None, weights=None, device: str = "au
         results = detect(cfg, ckpt, v, weights=weights, out=files["json"], picture=files["png"], device=device,
                          progress=progress)
         name = v.name if fmt.get("video_with_suffix", True) else v.stem
-        write_detections_csv(files["csv"], name, results["results"].get(v.stem, []), fmt)
+        kept = [d for d in results["results"].get(v.stem, []) if d["score"] >= min_score]
+        write_detections_csv(files["csv"], name, kept, fmt)
         done[str(v)] = results
     return done
+
+
+def check_video_path(video) -> None:
+    """A video file that is there; a folder or a missing path is a one-line error."""
+    v = Path(video)
+    if v.is_dir():
+        raise ConfigError("is a folder, not a video file", path=v, fix=f"pass the videos themselves, e.g. {v}/*.mp4")
+    if not v.is_file():
+        raise ConfigError("video not found", path=v, fix="check the path")
 
 
 def detection_files(video, out_dir=None) -> dict[str, Path]:

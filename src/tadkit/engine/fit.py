@@ -49,12 +49,16 @@ LABEL_FORMAT = "label_sheet.json"   # the sheet's column names and delimiter, fo
 
 
 def label_format(sheet) -> dict:
-    """The sheet's column names (video, start, end, label), delimiter and whether videos carry a suffix."""
-    cols = {k: sheet.columns.get(k, k) for k in ("video", "start", "end", "label")}
-    delimiter = sheet.delimiter if sheet.format in ("csv", "tsv") and sheet.delimiter else ","
+    """How detections are written back in the sheet's manner: its column names (video, start, end, label),
+    its delimiter (a semicolon kept, a tab made a comma: the file is a .csv), whether videos carry a
+    suffix, and whether times were written as clock times (hh:mm:ss.ms) rather than seconds."""
     from ..data.label_sheet import _video_suffixes
+    cols = {k: sheet.columns.get(k, k) for k in ("video", "start", "end", "label")}
+    delimiter = ";" if sheet.format in ("csv", "tsv") and sheet.delimiter == ";" else ","
     with_suffix = any(Path(r.video).suffix.lower() in _video_suffixes() for r in sheet.rows)
-    return {"columns": cols, "delimiter": delimiter, "video_with_suffix": with_suffix, "format": sheet.format}
+    clock = sum(":" in str(r.start_text) for r in sheet.rows) > len(sheet.rows) / 2
+    return {"columns": cols, "delimiter": delimiter, "video_with_suffix": with_suffix, "clock_times": clock,
+            "format": sheet.format}
 
 
 @dataclass
