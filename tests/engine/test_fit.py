@@ -268,6 +268,18 @@ def test_choose_levels_by_hand(steps, longest, levels, why):
     assert why in text
     # methods without regression ranges (set-prediction detectors) are left alone
     assert _choose_levels({"num_queries": 40}, steps, longest) is None
+    # one attention window per level: cut with the levels
+    windows = [19, 17, 15, 13, 11, 9]
+    opts, _ = _choose_levels({"branch_layers": 5, "regression_ranges": RANGES, "window_size": windows}, steps, longest)
+    assert opts["window_size"] == windows[:levels]
+
+
+def test_choose_levels_keeps_amnets_long_group():
+    from tadkit.engine.fit import _choose_levels
+    params = {"branch_layers": 5, "regression_ranges": RANGES, "gam_split": 3}     # G_short: 3 levels
+    opts, _ = _choose_levels(params, [2.0, 3.0], 2304)          # the data alone would give 2 levels
+    assert opts["branch_layers"] == 3                            # 4 levels: G_long keeps one
+    assert _choose_levels({**params, "gam_split": 5}, [2.0, 3.0], 2304) is None
 
 
 def test_a_second_fit_takes_the_features_from_the_cache(data, tiny_i3d, tmp_path):

@@ -132,6 +132,9 @@ def _choose_levels(params: dict, action_steps: list[float], longest: int) -> tup
     top_action = max(i for i, c in enumerate(counts) if c)
     by_video = 1 + max(0, int(math.floor(math.log(max(longest, 1) / 2, scale) + 1e-9)))
     k = max(2, min(k0, top_action + 2, by_video))
+    split = params.get("gam_split")              # AMNet: levels in G_short; G_long needs one more
+    if isinstance(split, int) and split >= 1:
+        k = max(k, split + 1)
     lengths = sorted(action_steps)
     seen = (f"training actions last {lengths[0]:.1f}-{lengths[-1]:.1f} feature steps (median "
             f"{statistics.median(lengths):.1f}); per level of {ranges}: {counts}")
@@ -139,13 +142,16 @@ def _choose_levels(params: dict, action_steps: list[float], longest: int) -> tup
         return None
     new = [list(r) for r in ranges[:k]]
     new[-1][1] = ranges[-1][1]
+    cut = {"branch_layers": k - 1, "regression_ranges": new}
+    window = params.get("window_size")
+    if isinstance(window, (list, tuple)) and len(window) == k0:   # one attention window per level
+        cut["window_size"] = list(window[:k])
     reasons = []
     if k == top_action + 2:
         reasons.append("the longest action's level and one above")
     if k == by_video:
         reasons.append(f"a level of stride {scale ** k} would have under 2 steps of the longest video ({longest})")
-    return ({"branch_layers": k - 1, "regression_ranges": new},
-            f"{k} pyramid levels of {k0} ({'; '.join(reasons) or 'at least two'}): {seen}")
+    return (cut, f"{k} pyramid levels of {k0} ({'; '.join(reasons) or 'at least two'}): {seen}")
 
 
 def _choose_tiou(ann: dict) -> tuple[str, str]:
@@ -285,8 +291,7 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     level_opts = []
     if levels is not None:
         params.update(levels[0])
-        level_opts = [f"model.branch_layers={levels[0]['branch_layers']}",
-                      f"model.regression_ranges={json.dumps(levels[0]['regression_ranges'])}"]
+        level_opts = [f"model.{k}={json.dumps(v)}" for k, v in levels[0].items()]
     multiple, why = _seq_multiple(params)
     seq = _round_up(longest, multiple)
     tiou, tiou_why = _choose_tiou(ann)
