@@ -626,8 +626,8 @@ def load_config(source: Union[str, os.PathLike, dict, Config, None] = None, over
         tree = {}
     else:
         path = Path(source)
-        if not path.exists() and shipped_config(path) is not None:
-            path = shipped_config(path)
+        if not path.exists():
+            path = shipped_config(path) or path
         tree = _read_yaml(path)
         where = os.fspath(path)
         _resolve_paths(tree, path.resolve().parent, keys=PATH_KEYS)

@@ -340,7 +340,7 @@ def test_feature_cache_failures_only_cost_the_reuse(data, tiny_i3d, tmp_path, mo
 
     def full(*a, **k):
         raise DE("no space left on the device")
-    monkeypatch.setattr(fc, "_link_or_copy", full)
+    monkeypatch.setattr(fc, "atomic_link_or_copy", full)
     res = _fit(root, sheet, tmp_path / "a", tiny_i3d, feature_cache=tmp_path / "cache")
     assert (tmp_path / "a" / "metrics.json").is_file() and res.checkpoint is not None
     assert not list((tmp_path / "cache").rglob("*.npy"))

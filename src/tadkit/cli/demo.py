@@ -12,21 +12,13 @@ import shutil
 import time
 from pathlib import Path
 
+from ..config import configs_dir
 from ..core.errors import ConfigError
 
 # 80 videos at half the default noise: ASL reaches about 0.9 average mAP in a few CPU minutes
 # (40 videos: 0.36; 80 at the default noise: 0.21, in 24 epochs).
 DEMO_VIDEOS, DEMO_NOISE = 80, 0.5
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "_configs" / "asl" / "demo.yaml"   # tadkit.config.configs_dir()
-_EMBEDDED = {  # used when the package is installed without the configs folder
-    "data": {"fps": 30, "feature_stride": 4, "feature_window": 16, "train_subset": "training",
-             "test_subset": "validation", "crop_ratio": [0.9, 1.0], "trunc_thresh": 0.5},
-    "model": {"name": "asl", "max_seq_len": 1024, "embed_dim": 64, "fpn_dim": 64, "head_dim": 64,
-              "evaluator_dim": 32},
-    "train": {"epochs": 24, "warmup_epochs": 2, "batch_size": 4, "lr": 1e-3, "ema_warmup": True,
-              "eval_every": 6, "seed": 0},
-    "test": {"tiou": "thumos14", "max_detections": 200},
-}
+DEMO_CONFIG = configs_dir() / "asl" / "demo.yaml"
 
 
 def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None, videos: int = 0) -> int:
@@ -52,10 +44,7 @@ def run_demo(out: str = "demo_output", seed: int = 0, epochs: int | None = None,
                  f"output_dir={out}", f"train.seed={seed}"]
     if epochs is not None:
         overrides.append(f"train.epochs={epochs}")
-    if DEMO_CONFIG.exists():
-        cfg = api.load_config(DEMO_CONFIG, overrides)
-    else:
-        cfg = api.load_config(_EMBEDDED, overrides)
+    cfg = api.load_config(DEMO_CONFIG, overrides)
     print(f"training {cfg.model.name} ({cfg.train.epochs} epochs, batch {cfg.train.batch_size}) ...")
     result = api.train(cfg)
     if result.metrics is None:

@@ -218,7 +218,8 @@ def _extract_into(lock: OutputLock, found: dict, out: Path, weights, video_dir, 
     settings = _settings(endpoint, fps, stride, window, short_side, crop)
     meta = _merge_parts(out, _check_settings(out, settings), settings)
     dev = resolve_device(device or "auto", option="--device")
-    meta["weights"] = _weights_used(model, weights)
+    weights = _weights_file(model, weights)
+    meta["weights"] = None if weights is None else str(weights)
     model = _backbone(model, weights, endpoint).to(dev).eval()
     # the folder appears with the first video's features (atomic_path makes it): a run where no video
     # can be read leaves nothing behind
@@ -257,22 +258,23 @@ def _write_meta(out: Path, meta: dict) -> None:
     atomic_write_json(out / FEATURES_META, {**meta, "videos": dict(sorted(meta["videos"].items()))})
 
 
-def _weights_used(model, weights) -> str | None:
-    """The I3D weights file the features come from (recorded for ``tadkit detect --run``); None for a given model."""
+def _weights_file(model, weights) -> Path | None:
+    """The I3D weights file the features come from (the cached one when none is given; recorded for
+    ``tadkit detect --run``); None when a ``model`` is given instead."""
     if model is not None:
         return None
     if weights is None:
         from .weights import default_weights
         weights = default_weights("i3d")
-    return str(Path(weights).resolve())
+    return Path(weights).resolve()
 
 
-def _backbone(model, weights, endpoint):
+def _backbone(model, weights_file, endpoint):
+    """``model``, or the I3D of ``weights_file`` (:func:`_weights_file`)."""
     if model is not None:
         return model
     from ..models.backbones.i3d import build_i3d
-    from .weights import default_weights
-    return build_i3d(default_weights("i3d") if weights is None else weights, final_endpoint=endpoint)
+    return build_i3d(weights_file, final_endpoint=endpoint)
 
 
 def _done(out: Path, meta: dict, vid: str) -> bool:
@@ -369,7 +371,6 @@ def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_di
             lock.acquire()
             remove_stale_temporaries(out)
             meta = _merge_parts(out, _check_settings(out, settings), settings)
-            meta["weights"] = _weights_used(model, weights)
             word = {"done": [vid for vid in found if _done(out, meta, vid)]}
         except TadkitError as e:
             error, word = e, {"error": e.one_line()}
@@ -382,6 +383,7 @@ def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_di
         result = ExtractResult(out, skipped=list(word["done"]))
         todo = [(vid, path) for vid, path in found.items() if vid not in result.skipped]
         mine = todo[ctx.rank::ctx.world_size]
+        weights = _weights_file(model, weights)
         net = _backbone(model, weights, endpoint).to(ctx.device).eval()
 
         entries: dict = {}
@@ -402,6 +404,7 @@ def _extract_sharded(ctx: DistContext, found: dict, out: Path, weights, video_di
         result.failed = [f for _, fl, _ in shares for f in fl]
         result.frames = sum(fr for _, _, fr in shares)
         if ctx.is_main:
+            meta["weights"] = None if weights is None else str(weights)
             for ex, _, _ in shares:              # the entries themselves: no file another node wrote is read
                 meta["videos"].update(ex)
             if result.extracted or result.skipped:

@@ -20,6 +20,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..core.io import atomic_link_or_copy
+
 __all__ = ["FeatureCache", "video_fingerprint", "backbone_identity", "default_root"]
 
 _EDGE = 1 << 20
@@ -56,11 +58,6 @@ def backbone_identity(weights=None, model=None) -> str:
     return "file:" + sha256_of(weights)
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    from ..core.io import atomic_link_or_copy
-    atomic_link_or_copy(src, dest)
-
-
 class FeatureCache:
     """One settings-and-backbone folder of the cache."""
 
@@ -91,7 +88,7 @@ class FeatureCache:
                 except ValueError:
                     continue
                 meta["source"] = Path(path).name
-                _link_or_copy(npy, out / f"{vid}.npy")
+                atomic_link_or_copy(npy, out / f"{vid}.npy")
                 write_part(out, vid, self.settings, meta)
                 got.append(vid)
         except (OSError, TadkitError):       # an unreadable cache, a full disk: those videos are extracted
@@ -115,7 +112,7 @@ class FeatureCache:
                 if (self.dir / f"{fp}.npy").is_file() and (self.dir / f"{fp}.json").is_file():
                     continue
                 self.dir.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(out / f"{vid}.npy", self.dir / f"{fp}.npy")
+                atomic_link_or_copy(out / f"{vid}.npy", self.dir / f"{fp}.npy")
                 atomic_write_json(self.dir / f"{fp}.json", entry)     # written last: the pair is complete
                 n += 1
             if n:

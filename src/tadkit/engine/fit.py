@@ -213,7 +213,7 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
                               "its features reused)")
     resume = (run / "checkpoints" / "last.pt").exists()   # stopped during training: go on from its last epoch
     base = method_config(method)
-    api.load_config(base, overrides)                 # bad keys / values fail now, not after extraction
+    cfg0 = api.load_config(base, overrides)          # bad keys / values fail now, not after extraction
     sheet = read_label_sheet(labels)
     durations, _ = video_durations(sheet, video_dir)
     problems = check_against_videos(sheet, video_dir, durations=durations)
@@ -248,10 +248,12 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     if weights is None and extract_model is None:
         from .weights import default_weights
         weights = default_weights("i3d")             # not fetched yet: one line naming `tadkit weights i3d`
+    extraction = {"endpoint": "Mixed_5c", "fps": None, "stride": 4, "window": 16, "short_side": short_side,
+                  "crop": crop}                      # extract_features' settings, which also key the cache
     cache = None
     if feature_cache is not False:
-        settings = _settings("Mixed_5c", None, 4, 16, short_side, crop)
-        cache = FeatureCache(feature_cache or default_root(), settings, backbone_identity(weights, extract_model))
+        cache = FeatureCache(feature_cache or default_root(), _settings(**extraction),
+                             backbone_identity(weights, extract_model))
 
     # -- 2. annotations --------------------------------------------------------------------------
     if main:
@@ -264,8 +266,8 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     wanted = {f.stem: f for f in files.values()}       # feature id -> video file
     cached = cache.fetch(wanted, feat_dir) if cache is not None and main else []
     ctx.barrier()
-    res = extract_features(video_dir, weights, feat_dir, videos=sorted(ids.values()), short_side=short_side,
-                           crop=crop, progress=progress, model=extract_model)
+    res = extract_features(video_dir, weights, feat_dir, videos=sorted(ids.values()), progress=progress,
+                           model=extract_model, **extraction)
     if cached:
         notes.append(f"took the features of {len(cached)} videos from the feature cache ({cache.dir})")
     resumed = len(res.skipped) - len(cached)
@@ -277,8 +279,7 @@ def _fit(ctx, video_dir, labels, out, *, method, val_fraction, seed, drop_defect
     longest = max(int(meta["videos"][i]["num_features"]) for i in ids.values())
 
     # -- 4. config -------------------------------------------------------------------------------
-    cfg0 = api.load_config(base, overrides)         # the user's architecture sets the multiple
-    params = dict(cfg0.model.params)
+    params = dict(cfg0.model.params)                 # the user's architecture sets the multiple
     level_keys = ("model.branch_layers=", "model.regression_ranges=", "model.scale_factor=")
     levels = None
     if not any(o.startswith(level_keys) for o in overrides):
